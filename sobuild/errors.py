@@ -1,0 +1,44 @@
+"""The errors sobuild raises: each says what went wrong and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SobuildError(Exception):
+    """Base class of every sobuild error."""
+
+
+class CompilerNotFoundError(SobuildError):
+    """No usable C++ compiler was found."""
+
+
+class CacheDirectoryError(SobuildError):
+    """The cache directory cannot be used (unwritable, full, not a directory)."""
+
+
+class UntrustedEntryError(SobuildError):
+    """An entry's owner or permissions do not allow running its code."""
+
+
+@dataclass
+class BuildFailure:
+    """One kernel that did not compile."""
+
+    key: str
+    source_path: str
+    log_path: str
+    first_lines: list[str]
+
+
+class BuildError(SobuildError):
+    """One or more kernels did not compile; the rest of their batch was still built."""
+
+    def __init__(self, failures: list[BuildFailure]):
+        self.failures = failures
+        parts = [f"{len(failures)} kernel(s) failed to compile:"]
+        for f in failures:
+            parts.append(f"\n--- kernel {f.key}\n    source kept at {f.source_path}"
+                         f"\n    full log at {f.log_path}")
+            parts.extend(f"    | {line}" for line in f.first_lines)
+        super().__init__("\n".join(parts))

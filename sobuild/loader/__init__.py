@@ -1,0 +1,1 @@
+"""Loading artifacts with cffi and calling kernels with raw pointers."""

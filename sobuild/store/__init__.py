@@ -1,0 +1,1 @@
+"""The on-disk store: files are the truth, sqlite is the index."""

@@ -1,0 +1,102 @@
+"""Toolchain: a compiler's identity, how it builds a shared object, and its ninja rule."""
+
+from __future__ import annotations
+
+import platform
+import re
+import shlex
+from dataclasses import dataclass, field
+
+SHARED_SUFFIXES = {"Linux": ".so", "Darwin": ".dylib", "Windows": ".dll"}
+
+
+def shared_suffix(system: str | None = None) -> str:
+    """The file suffix of a loadable shared object on ``system`` (default: this one)."""
+    return SHARED_SUFFIXES.get(system or platform.system(), ".so")
+
+
+def ninja_escape(text: str) -> str:
+    """Escape a path for a ninja build line ('$', ' ' and ':' are special there)."""
+    return text.replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A detected C++ compiler.
+
+    ``command`` is the argv prefix that runs it (``("/usr/bin/g++",)``, or with a
+    launcher such as ``("ccache", "/usr/bin/g++")``); ``version`` is its full version
+    output and ``target`` its target triple: together with ``family`` they are the
+    identity that goes into every kernel key.
+    """
+
+    command: tuple[str, ...]
+    version: str
+    target: str
+    system: str = field(default_factory=platform.system)
+    environment: tuple[tuple[str, str], ...] = ()
+
+    family = "generic"
+    #: Flags used when a spec names none.
+    default_flags: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return self.command[-1]
+
+    @property
+    def suffix(self) -> str:
+        return shared_suffix(self.system)
+
+    def identity(self) -> dict:
+        """What of this compiler shapes a binary: goes into the key."""
+        return {
+            "family": self.family,
+            "command": list(self.command),
+            "version": self.version,
+            "target": self.target,
+            "system": self.system,
+        }
+
+    @property
+    def short_name(self) -> str:
+        first = self.version.strip().splitlines()[0] if self.version.strip() else self.path
+        return f"{self.family} {first}"
+
+    # -- building -------------------------------------------------------------------
+
+    def export_macro(self) -> str:
+        """C++ attribute that exports a symbol from the shared object."""
+        raise NotImplementedError
+
+    def shared_object_argv(self, source: str, output: str, include_dir: str,
+                           flags: tuple[str, ...]) -> list[str]:
+        """argv compiling ``source`` straight into the shared object ``output``."""
+        raise NotImplementedError
+
+    def join_flags(self, flags: tuple[str, ...]) -> str:
+        """Flags as one command-line string for the ninja rule's ``$flags``."""
+        return " ".join(shlex.quote(f) for f in flags)
+
+    def ninja_rule(self, name: str = "cxx_shared") -> str:
+        """A ninja rule building ``$out`` from ``$in``, output of the compiler into ``$log``."""
+        argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
+        command = " ".join(a if a.startswith("$") else shlex.quote(a) for a in argv)
+        return (
+            f"rule {name}\n"
+            f"  command = {command} > $log 2>&1\n"
+            f"  description = CXX $out\n"
+        )
+
+    # -- reading its output -----------------------------------------------------------
+
+    _ERROR_RE = re.compile(r"\berror\b", re.I)
+
+    def first_error_lines(self, log: str, count: int = 12) -> list[str]:
+        """The first lines of ``log`` from the first error on: what a user needs to see."""
+        lines = log.splitlines()
+        for i, line in enumerate(lines):
+            if self._ERROR_RE.search(line):
+                start = i - 1 if i and lines[i - 1].rstrip().endswith(":") else i
+                return lines[start:start + count]
+        return lines[:count]
