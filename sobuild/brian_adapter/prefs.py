@@ -1,0 +1,55 @@
+"""Brian2 preferences of the sobuild target, and the one Cache a Brian2 process uses.
+
+Brian2 users look for settings in ``prefs``: ``prefs.codegen.runtime.sobuild.*``.
+Environment variables (``SOBUILD_CACHE_DIR``, ``SOBUILD_CODEGEN_CACHE``) are the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+
+from brian2.core.preferences import BrianPreference, prefs
+
+from ..cache import Cache
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+prefs.register_preferences(
+    "codegen.runtime.sobuild",
+    "sobuild runtime target and cache preferences",
+    cache_dir=BrianPreference(
+        default=None,
+        validator=lambda x: x is None or isinstance(x, str),
+        docs="""Cache directory of sobuild (None: ``$SOBUILD_CACHE_DIR`` or the user cache
+        directory). Holds the compiled kernels and the cached code generation.""",
+    ),
+    extra_compile_args=BrianPreference(
+        default=["-O3", "-ffast-math", "-fno-finite-math-only"],
+        docs="""Compiler flags for sobuild kernels (GCC/Clang syntax; they are part of the
+        cache key). Add ``-march=native`` only for a cache that is not shared between
+        machines of different CPUs.""",
+    ),
+    codegen_cache=BrianPreference(
+        default=_env_flag("SOBUILD_CODEGEN_CACHE", True),
+        docs="""Persist Brian2's code generation (the results of its ``@cached`` sympy
+        work) across processes in the sobuild cache, for every target.
+        ``SOBUILD_CODEGEN_CACHE=0`` sets the default to False.""",
+    ),
+)
+
+_cache: Cache | None = None
+
+
+def get_cache() -> Cache:
+    """The process-wide Cache, in ``prefs.codegen.runtime.sobuild.cache_dir`` if set."""
+    global _cache
+    wanted = prefs["codegen.runtime.sobuild.cache_dir"]
+    if _cache is None or (wanted is not None and os.path.abspath(wanted) != str(_cache.root)):
+        _cache = Cache(wanted)
+    return _cache
