@@ -84,7 +84,8 @@ class Cache:
         settings = Settings.from_env(path)
         root = settings.cache_dir
         if not _usable_directory(root):
-            fallback = Path(tempfile.gettempdir()) / f"sobuild-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+            user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+            fallback = Path(tempfile.gettempdir()) / f"sobuild-{user}"
             warnings.warn(f"sobuild: the cache directory {root} is not writable; using a private "
                           f"temporary cache at {fallback} for this process. Set SOBUILD_CACHE_DIR "
                           "to a writable directory to keep kernels across runs.",
@@ -148,6 +149,8 @@ class Cache:
             else:
                 found[key] = hit
         self._pending.count("hits", len(found))
+        for hit in found.values():
+            self._pending.use(hit.digest)
         failures: list[BuildFailure] = []
         if missing:
             self._pending.count("misses", len(missing))
@@ -156,12 +159,8 @@ class Cache:
             self.flush()
         if failures:
             raise BuildError(failures)
-        kernels = []
-        for key, spec in zip(keys, specs):
-            hit = found[key]
-            self._pending.use(hit.digest)
-            kernels.append(load_kernel(hit.library, key, spec.function_pointer_type, spec.entry))
-        return kernels
+        return [load_kernel(found[key].library, key, spec.function_pointer_type, spec.entry)
+                for key, spec in zip(keys, specs)]
 
     def lookup(self, spec: KernelSpec) -> Path | None:
         """The verified shared object holding ``spec``'s kernel, or None on a miss."""
@@ -320,6 +319,7 @@ class Cache:
             (staged / "lib.cpp").write_text(unit.source)
             (staged / "build.log").write_text(result.log)
             (staged / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+            size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
             final = self.layout.artifact_dir(digest)
             publish_dir(staged, final)
         finally:
@@ -331,7 +331,7 @@ class Cache:
             self._pending.keys[key] = digest
         self._pending.artifacts.append({
             "id": digest, "kind": "shared_object", "namespace": spec.namespace,
-            "bytes": len(content) + len(unit.source) + len(result.log),
+            "bytes": size,
             "toolchain": toolchain.short_name, "build_seconds": result.seconds,
             "kernels": len(unit.kernels), "created": meta["created"],
         })

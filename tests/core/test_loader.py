@@ -1,0 +1,80 @@
+"""Calling kernels: numpy arrays as raw pointers with checks, plain pointers, the bare function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sobuild import KernelSpec
+from sobuild.loader.cffi_loader import ffi
+from sobuild.toolchains.base import shared_suffix
+
+from .kernels import SCALE_ENTRY, scale_spec
+
+MIXED = KernelSpec(
+    source="""
+    int64_t run(const float* x, int32_t* out, int64_t n, double scale, void* raw) {
+        for (int64_t i = 0; i < n; i++) out[i] = (int32_t)(x[i] * scale);
+        return raw == nullptr ? n : -n;
+    }
+    """,
+    entry="int64_t run(const float* x, int32_t* out, int64_t n, double scale, void* raw)",
+)
+
+
+def test_numpy_arrays_are_passed_as_pointers_and_results_come_back(cache):
+    kernel = cache.load(MIXED)
+    x = np.array([1.5, 2.5, 3.5], dtype=np.float32)
+    out = np.zeros(3, dtype=np.int32)
+    assert kernel(x, out, 3, 2.0, None) == 3
+    assert out.tolist() == [3, 5, 7]
+    assert kernel(x, out, 3, 1.0, x) == -3  # any array goes to void*
+
+
+def test_dtype_contiguity_and_argument_count_are_checked(cache):
+    kernel = cache.load(scale_spec())
+    with pytest.raises(TypeError, match="float64"):
+        kernel(np.zeros(3, dtype=np.float32), 3)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernel(np.zeros(6)[::2], 3)
+    with pytest.raises(TypeError, match="takes 2 argument"):
+        kernel(np.zeros(3))
+
+
+def test_plain_addresses_and_the_bare_cffi_function(cache):
+    kernel = cache.load(scale_spec(1.0))
+    v = np.array([4.0, 25.0])
+    kernel(v.ctypes.data, 2)  # an int is an address
+    assert v.tolist() == [2.0, 5.0]
+    pointer = ffi.cast("double*", v.ctypes.data)
+    kernel.func(pointer, 2)  # no conversion at all
+    assert v.tolist() == pytest.approx([2.0 ** 0.5, 5.0 ** 0.5])
+
+
+def test_kernels_with_a_void_pointer_argument_block(cache):
+    spec = KernelSpec(
+        source="""
+        void run(void* const* args) {
+            double* v = static_cast<double*>(args[0]);
+            const int32_t n = *static_cast<int32_t*>(args[1]);
+            for (int32_t i = 0; i < n; i++) v[i] += 1;
+        }""",
+    )
+    kernel = cache.load(spec)
+    v = np.zeros(3)
+    n = np.array([3], dtype=np.int32)
+    block = ffi.new("void*[]", [ffi.cast("void*", v.ctypes.data), ffi.cast("void*", n.ctypes.data)])
+    kernel.func(block)
+    kernel.func(block)
+    assert v.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("system,suffix", [("Linux", ".so"), ("Darwin", ".dylib"),
+                                           ("Windows", ".dll")])
+def test_the_library_suffix_follows_the_platform(system, suffix):
+    assert shared_suffix(system) == suffix
+
+
+def test_entry_must_be_a_declaration():
+    with pytest.raises(ValueError):
+        KernelSpec(source="", entry=SCALE_ENTRY.replace("(", ""))
