@@ -6,6 +6,7 @@ import platform
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 SHARED_SUFFIXES = {"Linux": ".so", "Darwin": ".dylib", "Windows": ".dll"}
 
@@ -26,8 +27,10 @@ class Toolchain:
 
     ``command`` is the argv prefix that runs it (``("/usr/bin/g++",)``, or with a
     launcher such as ``("ccache", "/usr/bin/g++")``); ``version`` is its full version
-    output and ``target`` its target triple: together with ``family`` they are the
-    identity that goes into every kernel key.
+    output and ``target`` its target triple: together with ``family`` and ``resolved``
+    (the compiler's path with symlinks resolved) they are the identity that goes into
+    every kernel key. ``environment`` holds variables the compiler needs (MSVC's
+    vcvarsall environment); ``probe_dir`` is where probes of this compiler are cached.
     """
 
     command: tuple[str, ...]
@@ -35,10 +38,12 @@ class Toolchain:
     target: str
     system: str = field(default_factory=platform.system)
     environment: tuple[tuple[str, str], ...] = ()
+    resolved: str = ""
+    probe_dir: str | None = field(default=None, compare=False, repr=False)
 
-    family = "generic"
+    family: ClassVar[str] = "generic"
     #: Flags used when a spec names none.
-    default_flags: tuple[str, ...] = ()
+    default_flags: ClassVar[tuple[str, ...]] = ()
 
     @property
     def path(self) -> str:
@@ -53,10 +58,15 @@ class Toolchain:
         return {
             "family": self.family,
             "command": list(self.command),
+            "resolved": self.resolved or self.path,
             "version": self.version,
             "target": self.target,
             "system": self.system,
         }
+
+    def key_identity(self, flags: tuple[str, ...]) -> dict:
+        """The identity for a build with ``flags``: with the host CPU when they ask for it."""
+        return self.identity()
 
     @property
     def short_name(self) -> str:
@@ -90,7 +100,9 @@ class Toolchain:
 
     # -- reading its output -----------------------------------------------------------
 
-    _ERROR_RE = re.compile(r"\berror\b", re.I)
+    #: A diagnostic line that is an error (GCC and Clang: ``file:3:5: error: ...``,
+    #: ``g++: fatal error: ...``, ``error: ...``); a word "error" inside a warning is not.
+    _ERROR_RE = re.compile(r"(?:^|:\s)(?:fatal\s+)?error:")
 
     def first_error_lines(self, log: str, count: int = 12) -> list[str]:
         """The first lines of ``log`` from the first error on: what a user needs to see."""

@@ -10,4 +10,5 @@ class Clang(GCC):
 
     @staticmethod
     def recognises(version_output: str) -> bool:
+        """``clang version 14.0.6``, ``Debian clang version ...``, ``Apple clang version ...``."""
         return "clang version" in version_output.lower()

@@ -1,118 +1,151 @@
 """Find the C++ compiler: SOBUILD_CXX, then CXX, then the PATH (cl.exe via vswhere on Windows).
 
 Probing a compiler (``--version``, ``-dumpmachine``) costs a few subprocess calls, so the
-result is cached in the cache directory, keyed by the compiler's path and file status: a
-warm process only stats the compiler.
+result is cached in ``<cache>/toolchains/``, keyed by the compiler's path and file status:
+a warm process only stats the compiler and reads one small JSON file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
 import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-
-import xxhash
 
 from ..errors import CompilerNotFoundError
 from .base import Toolchain
 from .clang import Clang
 from .gcc import GCC
 from .msvc import MSVC, find_msvc
+from .probes import cached, run_compiler, stat_fingerprint
 
 POSIX_CANDIDATES = ("c++", "g++", "clang++")
 FAMILIES: dict[str, type[Toolchain]] = {"gcc": GCC, "clang": Clang, "msvc": MSVC}
 
-
-def _run(argv: list[str], env: Mapping[str, str] | None = None) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                          env=dict(env) if env is not None else None)
-    return (proc.stdout + proc.stderr).strip()
+HOW_TO_SET = ("Point sobuild at a C++ compiler: export SOBUILD_CXX=/path/to/g++ (or clang++; "
+              "a launcher works too: SOBUILD_CXX='ccache g++'). CXX is honoured after it.")
 
 
 def probe(command: tuple[str, ...], environment: tuple[tuple[str, str], ...] = ()) -> Toolchain:
     """Run the compiler to learn its family, version and target."""
     env = {**os.environ, **dict(environment)} if environment else None
+    resolved = os.path.realpath(command[-1])
     if MSVC.looks_like(command[-1]):
-        return MSVC.from_banner(command, _run(list(command), env), environment)
-    version = _run([*command, "--version"], env)
+        banner = run_compiler(list(command), env)
+        try:
+            return MSVC.from_banner(command, banner, environment)
+        except ValueError as exc:
+            raise CompilerNotFoundError(f"{command[-1]} does not look like MSVC's cl.exe "
+                                        f"({exc}). {HOW_TO_SET}") from None
+    version = run_compiler([*command, "--version"], env)
     for cls in (Clang, GCC):
         if cls.recognises(version):
-            target = _run([*command, "-dumpmachine"], env).splitlines()[0]
-            return cls(command=command, version=version, target=target)
+            target = run_compiler([*command, "-dumpmachine"], env).strip()
+            if not target or len(target.split()) != 1:
+                raise CompilerNotFoundError(
+                    f"{shlex.join(command)} -dumpmachine printed {target[:200]!r}, not a "
+                    f"target triple such as x86_64-linux-gnu. {HOW_TO_SET}")
+            return cls(command=command, version=version, target=target, resolved=resolved)
+    said = version.splitlines()[0][:200] if version else "(nothing)"
     raise CompilerNotFoundError(
-        f"{' '.join(command)} is not a compiler sobuild knows (GCC, Clang or MSVC); "
-        f"its --version said: {version.splitlines()[0] if version else '(nothing)'}")
-
-
-def _resolve(command: tuple[str, ...]) -> tuple[str, ...] | None:
-    found = shutil.which(command[-1])
-    return (*command[:-1], os.path.realpath(found)) if found else None
+        f"{shlex.join(command)} is not a C++ compiler sobuild knows (GCC, Clang or MSVC): its "
+        f"--version printed {said!r}. {HOW_TO_SET}")
 
 
 def candidates(env: Mapping[str, str]) -> list[tuple[str, tuple[str, ...]]]:
-    """Where to look, in order, as (reason, argv prefix) pairs."""
+    """Where to look, in order, as (source, argv prefix): source is SOBUILD_CXX, CXX or PATH."""
     found: list[tuple[str, tuple[str, ...]]] = []
     for var in ("SOBUILD_CXX", "CXX"):
-        if env.get(var, "").strip():
-            found.append((f"${var}", tuple(shlex.split(env[var], posix=os.name != "nt"))))
+        command = tuple(shlex.split(env.get(var, ""), posix=os.name != "nt"))
+        if command:
+            found.append((var, command))
     names = ("cl.exe",) if platform.system() == "Windows" else POSIX_CANDIDATES
     found.extend(("PATH", (name,)) for name in names)
     return found
 
 
-def _stat_fingerprint(command: tuple[str, ...], environment: tuple) -> str:
-    st = os.stat(command[-1])
-    parts = [*command, str(st.st_mtime_ns), str(st.st_size), str(st.st_ino), repr(environment)]
-    return xxhash.xxh3_64_hexdigest("\0".join(parts).encode())
+def _resolve(command: tuple[str, ...], env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """``command`` with its compiler as an absolute path, symlinks kept.
+
+    Kept, because the name chooses the driver: /usr/bin/clang++ resolves to .../bin/clang,
+    which compiles C++ but does not link the C++ runtime; ccache's symlinks resolve to ccache.
+    """
+    found = shutil.which(command[-1], path=env.get("PATH"))
+    return (*command[:-1], os.path.abspath(found)) if found else None
 
 
-def _cached_probe(command: tuple[str, ...], environment: tuple, cache_dir: Path | None) -> Toolchain:
-    if cache_dir is None:
-        return probe(command, environment)
-    path = cache_dir / "toolchains" / f"{_stat_fingerprint(command, environment)}.json"
-    try:
-        data = json.loads(path.read_text())
-        cls = FAMILIES[data.pop("family")]
-        return cls(command=tuple(data["command"]), version=data["version"], target=data["target"],
-                   system=data["system"],
-                   environment=tuple(tuple(kv) for kv in data.get("environment", ())))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    toolchain = probe(command, environment)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**toolchain.identity(),
-                                   "environment": [list(kv) for kv in toolchain.environment]}))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache still works; the next process probes again
-    return toolchain
+def _not_found(command: tuple[str, ...], env: Mapping[str, str]) -> str:
+    name = command[-1]
+    if os.sep in name or (os.altsep and os.altsep in name):
+        if os.path.isdir(name):
+            return "is a directory"
+        return "is not executable" if os.path.exists(name) else "no such file"
+    return "not on the PATH" + ("" if env.get("PATH", os.environ.get("PATH")) else
+                                " (PATH is empty)")
 
 
-def detect(env: Mapping[str, str] | None = None, cache_dir: Path | None = None) -> Toolchain:
-    """The toolchain sobuild builds with, and raise a helpful error if there is none."""
+_PROBE_FIELDS = ("family", "command", "version", "target", "system", "resolved", "environment")
+
+
+def _cached_probe(command: tuple[str, ...], environment: tuple[tuple[str, str], ...],
+                  cache_dir: str | os.PathLike | None) -> Toolchain:
+    probe_dir = str(Path(cache_dir) / "toolchains") if cache_dir is not None else None
+
+    def compute() -> dict:
+        toolchain = probe(command, environment)
+        return {**toolchain.identity(), "environment": [list(kv) for kv in environment]}
+
+    fingerprint = stat_fingerprint(command[-1], *command, repr(environment))
+    data = cached(probe_dir, "probe", fingerprint, compute, _PROBE_FIELDS)
+    return FAMILIES[data["family"]](
+        command=tuple(data["command"]), version=data["version"], target=data["target"],
+        system=data["system"], environment=tuple(tuple(kv) for kv in data["environment"]),
+        resolved=data["resolved"], probe_dir=probe_dir)
+
+
+def detect(env: Mapping[str, str] | None = None, cache_dir: str | os.PathLike | None = None
+           ) -> Toolchain:
+    """The toolchain sobuild builds with; CompilerNotFoundError saying what to do if none.
+
+    ``env`` (default ``os.environ``) supplies SOBUILD_CXX, CXX and PATH; ``cache_dir`` is
+    the cache directory whose ``toolchains/`` remembers probes.
+    """
     env = os.environ if env is None else env
     looked: list[str] = []
-    for reason, command in candidates(env):
-        resolved = _resolve(command)
-        environment: tuple = ()
+    for source, command in candidates(env):
+        resolved = _resolve(command, env)
+        environment: tuple[tuple[str, str], ...] = ()
         if resolved is None and MSVC.looks_like(command[-1]):
             msvc = find_msvc(env)
             if msvc is not None:
                 resolved, environment = (*command[:-1], msvc.cl_path), msvc.environment
-        if resolved is None:
-            looked.append(f"{' '.join(command)} (from {reason}): not found")
-            if reason != "PATH":  # an explicit choice that does not exist is an error
-                break
-            continue
-        return _cached_probe(resolved, environment, cache_dir)
+        if resolved is not None:
+            try:
+                return _cached_probe(resolved, environment, cache_dir)
+            except CompilerNotFoundError as exc:
+                where = f"{source}={env[source]!r}" if source != "PATH" else "on the PATH"
+                raise CompilerNotFoundError(f"{resolved[-1]} ({where}): {exc}") from None
+        why = _not_found(command, env)
+        if source != "PATH":
+            # An explicit choice that does not exist is an error, not a reason to pick another.
+            raise CompilerNotFoundError(
+                f"{source}={env[source]!r} names no compiler sobuild can run: "
+                f"{command[-1]} {why}. Set {source} to the path of a C++ compiler (g++, "
+                f"clang++), or unset it to use the one on the PATH. {HOW_TO_SET}")
+        looked.append(command[-1])
+    path = env.get("PATH", os.environ.get("PATH", ""))
     raise CompilerNotFoundError(
-        "no C++ compiler found. Looked for:\n  " + "\n  ".join(looked) +
-        "\nInstall g++ or clang++ (Debian/Ubuntu: apt-get install g++), or point sobuild at "
-        "one: export SOBUILD_CXX=/path/to/c++ (CXX is honoured too).")
+        f"no C++ compiler found: looked for {', '.join(looked)} on the PATH "
+        f"({path or 'empty'}): not found. Install g++ or clang++ (Debian/Ubuntu: apt-get "
+        f"install g++; macOS: xcode-select --install), or: {HOW_TO_SET}")
+
+
+def from_command(command: str, cache_dir: str | os.PathLike | None = None) -> Toolchain:
+    """The toolchain of ``command`` (``"clang++"``, ``"/opt/gcc-13/bin/g++"``, ``"ccache g++"``).
+
+    For ``sobuild.Cache(toolchain=from_command("clang++"))``; raises CompilerNotFoundError
+    when it is missing or not a compiler.
+    """
+    return detect({"SOBUILD_CXX": command, "PATH": os.environ.get("PATH", "")}, cache_dir)

@@ -1,31 +1,67 @@
-"""MSVC (cl.exe): found through the environment of a developer prompt or through vswhere."""
+"""MSVC (cl.exe): found through the environment of a developer prompt or through vswhere.
+
+Everything here that reads what Windows prints (cl's banner, vswhere, the ``set`` output
+after vcvarsall.bat) is a pure function, tested on any platform with recorded outputs.
+"""
 
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
 from .base import Toolchain
 
-BANNER_RE = re.compile(r"Microsoft \(R\) C/C\+\+ Optimizing Compiler Version (?P<version>[\d.]+)"
-                       r"(?: for (?P<arch>\w+))?")
+#: cl's banner, also localised ("... Optimierungscompiler Version 19.38.33133 für x64").
+BANNER_RE = re.compile(r"Microsoft\b.*?\bversion\s+(?P<version>\d+(?:\.\d+)+)"
+                       r"(?:[ \t]+\S+[ \t]+(?P<arch>ARM64EC|ARM64|ARM|x64|AMD64|80x86|x86)\b)?",
+                       re.I)
 #: cl's own names for its targets, as triples.
-ARCH_TRIPLES = {"x64": "x86_64-pc-windows-msvc", "x86": "i686-pc-windows-msvc",
-                "80x86": "i686-pc-windows-msvc", "ARM64": "aarch64-pc-windows-msvc",
-                "ARM": "armv7-pc-windows-msvc"}
-#: Variables vcvarsall.bat sets that cl and link need.
+ARCH_TRIPLES = {"x64": "x86_64-pc-windows-msvc", "amd64": "x86_64-pc-windows-msvc",
+                "x86": "i686-pc-windows-msvc", "80x86": "i686-pc-windows-msvc",
+                "arm64": "aarch64-pc-windows-msvc", "arm64ec": "arm64ec-pc-windows-msvc",
+                "arm": "thumbv7a-pc-windows-msvc"}
+#: Variables vcvarsall.bat sets that cl and link need (and the architectures it chose).
 VC_ENV_VARS = ("PATH", "INCLUDE", "LIB", "LIBPATH", "VCINSTALLDIR", "VCToolsInstallDir",
-               "WindowsSdkDir", "WindowsSDKVersion", "UCRTVersion", "UniversalCRTSdkDir")
+               "WindowsSdkDir", "WindowsSDKVersion", "UCRTVersion", "UniversalCRTSdkDir",
+               "VSCMD_ARG_HOST_ARCH", "VSCMD_ARG_TGT_ARCH")
+#: platform.machine() on Windows -> the architecture argument of vcvarsall.bat.
+VCVARS_ARCH = {"amd64": "x64", "x86_64": "x64", "arm64": "arm64", "aarch64": "arm64",
+               "x86": "x86", "i386": "x86", "i686": "x86"}
+#: vswhere component that a cl for each vcvarsall architecture comes with.
+VC_COMPONENTS = {"arm64": "Microsoft.VisualStudio.Component.VC.Tools.ARM64"}
+VC_COMPONENT_DEFAULT = "Microsoft.VisualStudio.Component.VC.Tools.x86.x64"
+
+#: Characters that make an argument need quotes on cl's command line run through cmd.
+_NEEDS_QUOTES = re.compile(r'[\s"&|<>^()]')
+
+
+def quote_arg(arg: str) -> str:
+    """``arg`` for cl's command line under ``cmd /c``: the MSVC runtime's quoting rules, and
+    quotes around anything cmd would otherwise act on (spaces, ``& | < > ^ ( )``)."""
+    if arg and not _NEEDS_QUOTES.search(arg):
+        return arg
+    out, backslashes = [], 0
+    for ch in arg:
+        if ch == "\\":
+            backslashes += 1
+            continue
+        out.append("\\" * (2 * backslashes + 1) + '"' if ch == '"' else "\\" * backslashes + ch)
+        backslashes = 0
+    out.append("\\" * (2 * backslashes))
+    return '"' + "".join(out) + '"'
 
 
 class MSVC(Toolchain):
     family = "msvc"
     default_flags = ("/O2",)
-    base_flags = ("/nologo", "/LD", "/EHsc", "/std:c++17", "/utf-8")
+    # /MD: the DLL runtime. With the static one (/LD's default) every kernel DLL takes a
+    # fiber-local-storage slot of its own, and a process runs out of them at ~120 DLLs.
+    base_flags = ("/nologo", "/LD", "/MD", "/EHsc", "/std:c++17", "/utf-8")
 
     @staticmethod
     def looks_like(path: str) -> bool:
@@ -37,34 +73,38 @@ class MSVC(Toolchain):
         """Identity from what ``cl`` prints when run without arguments."""
         m = BANNER_RE.search(banner)
         if not m:
-            raise ValueError(f"not an MSVC banner: {banner.splitlines()[:1]}")
-        arch = m["arch"] or "x86"
-        return cls(command=command, version=m.group(0), target=ARCH_TRIPLES.get(arch, arch),
-                   system="Windows", environment=environment)
+            first = banner.strip().splitlines()[0] if banner.strip() else "(nothing)"
+            raise ValueError(f"not an MSVC banner: {first!r}")
+        arch = m["arch"] or "x86"  # banners before VS 2005 named no target: 32-bit x86
+        return cls(command=command, version=f"MSVC {m['version']} for {arch}",
+                   target=ARCH_TRIPLES.get(arch.lower(), arch.lower()), system="Windows",
+                   environment=environment)
 
     def export_macro(self) -> str:
         return "__declspec(dllexport)"
 
     def shared_object_argv(self, source: str, output: str, include_dir: str,
                            flags: tuple[str, ...]) -> list[str]:
-        obj = output + ".obj" if not output.startswith("$") else "$out.obj"
         return [*self.command, *self.base_flags, *flags, f"/I{include_dir}", source,
-                f"/Fo{obj}", f"/Fe{output}"]
+                f"/Fo{output}.obj", f"/Fe{output}"]
 
     def join_flags(self, flags: tuple[str, ...]) -> str:
-        return subprocess.list2cmdline(list(flags))
+        return " ".join(quote_arg(f) for f in flags)
 
     def ninja_rule(self, name: str = "cxx_shared") -> str:
         argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
-        command = " ".join(a if a.startswith(("$", "/")) else f'"{a}"' for a in argv)
-        # ninja runs commands without a shell on Windows: cmd /c gives us the redirection.
+        command = " ".join(a if a.startswith("$") else quote_arg(a) for a in argv)
+        # ninja runs commands without a shell on Windows: cmd gives us the redirection.
+        # /S with one outer pair of quotes: cmd strips exactly those and keeps the rest.
         return (
             f"rule {name}\n"
-            f"  command = cmd /c {command} > $log 2>&1\n"
+            f'  command = cmd /S /c "{command} > $log 2>&1"\n'
             f"  description = CL $out\n"
         )
 
-    _ERROR_RE = re.compile(r"\b(?:fatal )?error [CL]?\d+|: error\b", re.I)
+    #: ``file.cpp(3): error C2065: ...``, ``LINK : fatal error LNK1104: ...``,
+    #: ``cl : Command line error D8021 : ...``; never a warning (``warning C4244``).
+    _ERROR_RE = re.compile(r"\b(?:fatal\s+)?error\s+[A-Z]{1,3}\d{4,5}\b")
 
 
 @dataclass(frozen=True)
@@ -100,28 +140,43 @@ def cl_from_environment(env: Mapping[str, str]) -> str | None:
     tools = env.get("VCToolsInstallDir")
     if not tools:
         return None
-    host = "Hostx64" if env.get("VSCMD_ARG_HOST_ARCH", "x64") == "x64" else "Hostx86"
-    arch = env.get("VSCMD_ARG_TGT_ARCH", "x64")
+    host = "Host" + env.get("VSCMD_ARG_HOST_ARCH", "x64").lower()
+    arch = env.get("VSCMD_ARG_TGT_ARCH", "x64").lower()
     return str(PureWindowsPath(tools) / "bin" / host / arch / "cl.exe")
 
 
-def find_msvc(env: Mapping[str, str], run=subprocess.run) -> FoundMSVC | None:
-    """cl.exe with the environment it needs: from the current prompt, else through vswhere."""
+def vcvars_arch(machine: str | None = None) -> str:
+    """vcvarsall.bat's name for this host's architecture (``AMD64`` -> ``x64``)."""
+    machine = (machine or platform.machine()).lower()
+    return VCVARS_ARCH.get(machine, "x64")
+
+
+def find_msvc(env: Mapping[str, str], run=subprocess.run,
+              exists: Callable[[str], bool] = os.path.exists,
+              arch: str | None = None) -> FoundMSVC | None:
+    """cl.exe with the environment it needs: from the current prompt, else through vswhere.
+
+    ``run`` and ``exists`` are ``subprocess.run`` and ``os.path.exists`` (replaceable, so
+    that recorded outputs test this on any platform); ``arch`` is vcvarsall's architecture
+    (default: this host's).
+    """
     cl = cl_from_environment(env)
-    if cl and os.path.exists(cl):
+    if cl and exists(cl):
         return FoundMSVC(cl, ())
     vswhere = vswhere_path(env)
-    if not vswhere.exists():
+    if not exists(str(vswhere)):
         return None
+    arch = arch or vcvars_arch()
     out = run([str(vswhere), "-latest", "-products", "*", "-requires",
-               "Microsoft.VisualStudio.Component.VC.Tools.x86.x64",
-               "-property", "installationPath"], capture_output=True, text=True).stdout
+               VC_COMPONENTS.get(arch, VC_COMPONENT_DEFAULT), "-property", "installationPath",
+               "-utf8"], capture_output=True, text=True, encoding="utf-8").stdout
     install = parse_vswhere(out)
     if not install:
         return None
-    vcvars = Path(install) / "VC" / "Auxiliary" / "Build" / "vcvarsall.bat"
-    out = run(f'cmd /u /c "{vcvars}" x64 && set', capture_output=True, text=True,
-              shell=True).stdout
+    vcvars = PureWindowsPath(install) / "VC" / "Auxiliary" / "Build" / "vcvarsall.bat"
+    # A string, not a list: Windows hands it to cmd as it is (a list would be re-quoted).
+    out = run(f'cmd.exe /d /s /c ""{vcvars}" {arch} >nul && set"', capture_output=True,
+              text=True).stdout
     vc_env = parse_set_output(out)
     cl = cl_from_environment(vc_env)
     if not cl:
