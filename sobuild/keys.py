@@ -26,7 +26,7 @@ def kernel_key(spec: KernelSpec, toolchain: Toolchain) -> str:
     payload = {
         "abi": ABI_VERSION,
         "spec": spec.canonical(),
-        "toolchain": toolchain.identity(),
+        "toolchain": toolchain.key_identity(spec.flags or toolchain.default_flags),
         "platform": platform_identity(),
     }
     return xxhash.xxh3_128_hexdigest(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
