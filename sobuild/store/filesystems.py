@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs",
-                       "ceph", "fuse.sshfs", "fuse.glusterfs", "glusterfs", "9p", "afs")
+                       "fuse.beegfs", "ceph", "fuse.ceph", "fuse.sshfs", "fuse.glusterfs",
+                       "glusterfs", "9p", "afs", "gfs2", "ocfs2", "panfs", "pvfs2", "orangefs",
+                       "wekafs", "quobyte", "fuse.juicefs")
+#: Seconds a connection waits for another process's lock on the index before giving up.
+DEFAULT_BUSY_TIMEOUT = 10.0
 
 
 def _unescape(field: str) -> str:
@@ -14,10 +18,12 @@ def _unescape(field: str) -> str:
 
 
 def filesystem_type(path: str | Path, mounts: str = "/proc/mounts") -> str:
-    """The type of the filesystem holding ``path`` (``ext4``, ``nfs4`` ...), or ``unknown``."""
+    """The type of the filesystem holding ``path`` (``ext4``, ``nfs4`` ...), or ``unknown``.
+
+    ``path`` need not exist yet (the mount holding its nearest ancestor counts); ``mounts``
+    is a table in the format of ``/proc/mounts``.
+    """
     target = os.path.realpath(path)
-    while not os.path.exists(target):
-        target = os.path.dirname(target)
     try:
         with open(mounts) as f:
             table = [line.split() for line in f]
@@ -35,6 +41,7 @@ def filesystem_type(path: str | Path, mounts: str = "/proc/mounts") -> str:
 
 
 def is_network_filesystem(fstype: str) -> bool:
+    """True for filesystems shared between machines (no shared memory, so no sqlite WAL)."""
     return fstype in NETWORK_FILESYSTEMS or fstype.startswith(("nfs", "fuse.s3"))
 
 
@@ -49,3 +56,12 @@ def use_wal(path: str | Path) -> bool:
     if forced in ("0", "false", "no", "off"):
         return False
     return not is_network_filesystem(filesystem_type(path))
+
+
+def busy_timeout() -> float:
+    """Seconds sqlite waits for a locked index (``SOBUILD_SQLITE_TIMEOUT``, default 10)."""
+    try:
+        return max(0.0, float(os.environ.get("SOBUILD_SQLITE_TIMEOUT", DEFAULT_BUSY_TIMEOUT)))
+    except ValueError:
+        raise ValueError(f"SOBUILD_SQLITE_TIMEOUT={os.environ['SOBUILD_SQLITE_TIMEOUT']!r}: "
+                         "use a number of seconds, e.g. 10") from None

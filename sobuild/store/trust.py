@@ -1,25 +1,37 @@
 """Whether code found in a cache may be run: loading a shared object (or unpickling) runs it.
 
-An entry is trusted when it belongs to the current user and nobody else can write it; or,
-in a tier configured as a group cache (``SOBUILD_TRUST_GROUP=1`` and a setgid directory
-whose group the user is in), when it belongs to that group. World-writable is never trusted.
+An entry is trusted when it belongs to the current user (or to root) and nobody else can
+write it; or, in a tier configured as a group cache (``SOBUILD_TRUST_GROUP=1`` and a setgid
+directory whose group the user is in), when it belongs to that group. World-writable is
+never trusted. The directories between the tier's root and the entry are held to the same
+owners and may not be symbolic links, so no name leads out of the cache directory.
+Directories of one's own may be group-writable (a umask of 002 is common); files may not,
+outside a group cache: sobuild publishes them read-only.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import UntrustedEntryError
 
 GROUP_HELP = ("To share a cache within a group: `chgrp -R GROUP DIR && chmod -R g+rwX DIR && "
               "find DIR -type d -exec chmod g+s {} +`, use umask 002 and set "
-              "SOBUILD_TRUST_GROUP=1 for every user of it.")
+              "SOBUILD_TRUST_GROUP=1 for every user of it (see 'Using sobuild on a cluster' "
+              "in the README).")
+ROOT_UID = 0
 
 
 def group_tier(root: Path, trust_group: bool) -> int | None:
-    """The gid whose members' entries are trusted in ``root``, or None."""
+    """The gid whose members' entries are trusted in ``root``, or None.
+
+    That is the group of ``root`` when ``trust_group`` is set, ``root`` is setgid and the
+    current user is a member of its group.
+    """
     if not trust_group or os.name == "nt":
         return None
     try:
@@ -31,19 +43,126 @@ def group_tier(root: Path, trust_group: bool) -> int | None:
     return None
 
 
+def _refuse(path: Path, st: os.stat_result, why: str) -> UntrustedEntryError:
+    return UntrustedEntryError(
+        f"{path} {why} (uid {st.st_uid}, gid {st.st_gid}, mode {stat.filemode(st.st_mode)}): "
+        f"sobuild will not run code from it. Remove it (`sobuild verify --repair`) or, if the "
+        f"cache is shared on purpose, configure it as a group cache. {GROUP_HELP}")
+
+
 def check_trusted(path: Path, st: os.stat_result, trusted_gid: int | None) -> None:
-    """Raise UntrustedEntryError unless ``path`` (with stat ``st``) may be run."""
+    """Raise UntrustedEntryError unless the file ``path`` (with stat ``st``) may be run."""
     if os.name == "nt":
         return
     mode = st.st_mode
     if mode & stat.S_IWOTH:
-        raise UntrustedEntryError(f"{path} is writable by every user: sobuild will not run it. "
-                                  f"Remove it (`sobuild verify --repair`). {GROUP_HELP}")
-    if st.st_uid == os.geteuid() and not mode & stat.S_IWGRP:
-        return
+        raise _refuse(path, st, "is writable by every user")
     if trusted_gid is not None and st.st_gid == trusted_gid:
         return
-    owner = "another user" if st.st_uid != os.geteuid() else "you, but group-writable"
-    raise UntrustedEntryError(f"{path} belongs to {owner} (uid {st.st_uid}, gid {st.st_gid}, "
-                              f"mode {stat.filemode(mode)}): sobuild will not run it. "
-                              f"{GROUP_HELP}")
+    if st.st_uid not in (os.geteuid(), ROOT_UID):
+        raise _refuse(path, st, "belongs to another user")
+    if mode & stat.S_IWGRP:
+        raise _refuse(path, st, "is writable by its group, and this cache is not a trusted "
+                                "group cache")
+
+
+def check_trusted_directory(path: Path, st: os.stat_result, trusted_gid: int | None) -> None:
+    """Raise UntrustedEntryError unless the directory ``path`` is held by trusted owners."""
+    if os.name == "nt":
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise _refuse(path, st, "is a symbolic link inside the cache (entries must not lead "
+                                "out of it)")
+    if st.st_mode & stat.S_IWOTH:
+        raise _refuse(path, st, "is writable by every user")
+    if trusted_gid is not None and st.st_gid == trusted_gid:
+        return
+    if st.st_uid not in (os.geteuid(), ROOT_UID):
+        raise _refuse(path, st, "belongs to another user")
+
+
+def open_trusted(root: Path, path: Path, trusted_gid: int | None) -> BinaryIO:
+    """Open the entry ``path`` of the tier ``root`` for reading, if its code may be run.
+
+    Raises UntrustedEntryError for a symbolic link, a name outside ``root``, or a file or
+    directory owned or writable by someone untrusted; OSError (FileNotFoundError ...) when it
+    cannot be read, which callers treat as a miss.
+    """
+    root, path = Path(root), Path(path)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        raise UntrustedEntryError(f"{path} is outside the cache directory {root}") from None
+    if ".." in parts or not parts:
+        raise UntrustedEntryError(f"{path} leads out of the cache directory {root}")
+    if os.name == "nt":
+        return open(path, "rb")
+    directory = root
+    for part in parts[:-1]:
+        directory = directory / part
+        check_trusted_directory(directory, os.lstat(directory), trusted_gid)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise _refuse(path, os.lstat(path), "is a symbolic link inside the cache (entries "
+                                                "must not lead out of it)") from exc
+        raise
+    f = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(path, st, "is not a regular file")
+        check_trusted(path, st, trusted_gid)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_modes(trusted_gid: int | None) -> tuple[int, int]:
+    """(file mode, directory mode) for published entries, with the umask applied.
+
+    Entries of a private tier are read-only (0444/0755); a trusted group cache needs them
+    group-writable (0664/2775) so that every member can prune and repair them.
+    """
+    mask = current_umask()
+    if trusted_gid is not None:
+        return 0o664 & ~mask, 0o2775 & ~mask
+    return 0o444 & ~mask, 0o755 & ~mask
+
+
+def private_temp_dir() -> Path:
+    """A temporary cache directory that only the current user can write.
+
+    ``<tmp>/sobuild-<uid>`` is reused across processes when it is ours and private;
+    otherwise (someone else made it, or it is a link) a fresh one is created.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    path = Path(tempfile.gettempdir()) / f"sobuild-{uid}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix=f"sobuild-{uid}-"))
+    if os.name == "nt":
+        return path
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077:
+        return path
+    return Path(tempfile.mkdtemp(prefix=f"sobuild-{uid}-"))
