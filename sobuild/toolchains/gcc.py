@@ -15,6 +15,9 @@ NATIVE_FLAG_RE = re.compile(r"^-m(?:arch|tune|cpu)=native$")
 #: says it with -m options and --param cache sizes.
 _CLANG_CPU_OPTIONS = ("-target-cpu", "-tune-cpu", "-target-feature")
 
+#: The program name GCC prints first in --version (argv[0] of the driver).
+_GCC_NAME_RE = re.compile(r"(?:^|[-/\\])(?:g\+\+|c\+\+|gcc)(?:-[\d.]+)?(?:\.exe)?$")
+
 _native_memo: dict[tuple, str] = {}
 
 
@@ -90,5 +93,8 @@ class GCC(Toolchain):
 
     @staticmethod
     def recognises(version_output: str) -> bool:
-        text = version_output.lower()
-        return "free software foundation" in text or text.startswith(("g++", "gcc", "c++ ("))
+        """``g++ (Debian 12.2.0-14) 12.2.0``, ``x86_64-linux-gnu-g++-12 (...)``, ``g++.exe (...)``
+        with the FSF's copyright (GNU ``true --version`` has the copyright, not the name)."""
+        first = version_output.strip().split(None, 1)[0].lower() if version_output.strip() else ""
+        return (bool(_GCC_NAME_RE.search(first))
+                and "free software foundation" in version_output.lower())
