@@ -128,6 +128,24 @@ def test_a_warm_process_does_not_run_the_compiler(cache_dir, monkeypatch, tmp_pa
     assert len(new) == 1 and "-shared" in new[0]  # a miss compiles, but probes nothing
 
 
+NATIVE_KEY = """
+import sys
+from sobuild.toolchains import detect
+print(detect(cache_dir=sys.argv[1]).key_identity(("-O3", "-march=native"))["native"])
+"""
+
+
+def test_what_march_native_means_is_probed_once_per_host(cache_dir, monkeypatch, tmp_path):
+    wrapper, log = recording_compiler(tmp_path)
+    monkeypatch.setenv("SOBUILD_CXX", wrapper)
+    runs = [subprocess.run([sys.executable, "-c", NATIVE_KEY, str(cache_dir)], check=True,
+                           capture_output=True, text=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and "-march=" in runs[0]
+    calls = invocations(log)
+    assert calls[:2] == ["--version", "-dumpmachine"]
+    assert len(calls) == 3 and calls[2].startswith("-march=native -###")
+
+
 def test_a_changed_compiler_is_probed_again(cache_dir, tmp_path):
     wrapper, log = recording_compiler(tmp_path)
     first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir)
