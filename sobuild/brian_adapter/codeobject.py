@@ -1,11 +1,237 @@
-"""SoBuildCodeObject: a Brian2 code object compiled by sobuild (being written)."""
+"""SoBuildCodeObject: a Brian2 code object whose blocks are plain C++ kernels built by sobuild.
 
-from brian2.codegen.codeobject import CodeObject
+Brian2's C++ code generator (``CPPCodeGenerator``, so every "cpp" function implementation
+applies) fills the C++ runtime templates in ``templates/``; each non-empty block
+(before_run, run, after_run) becomes one kernel ``int run(void* const* _args)``. Kernels
+are built through the process-wide sobuild cache (``prefs.get_cache()``), batched per
+network (see ``batch``), and called through cffi with one argument block that is filled
+once (see ``arguments``): the per-step call is one cffi call and one test of its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import brian2
+import numpy as np
+from brian2.codegen.codeobject import CodeObject, constant_or_scalar
+from brian2.codegen.generators.cpp_generator import CPPCodeGenerator, c_data_type
+from brian2.codegen.targets import codegen_targets
+from brian2.codegen.templates import Templater
+from brian2.core.base import BrianObjectException
+from brian2.core.preferences import prefs
+from brian2.utils.stringtools import get_identifiers
+
+from ..loader.cffi_loader import ffi
+from ..spec import KernelSpec
+from . import batch, random_numbers
+from .arguments import FIRST_SLOT, build_arguments
+from .prefs import get_cache
+
+__all__ = ["SoBuildCodeObject", "brian_headers", "load_kernels"]
+
+BLOCKS = ("before_run", "run", "after_run")
+ENTRY = "int run(void* const* _args)"
+ARGUMENTS_PLACEHOLDER = "%SOBUILD_ARGUMENTS%"
+ERROR_BUFFER_SIZE = 1024  # sobuild_brian::ERROR_BUFFER_SIZE
+INDEX_ERROR = 1
+
+_BRIAN_DIR = Path(brian2.__file__).parent
+_TEMPLATES_DIR = Path(__file__).parent / "templates"
+_HEADER_FILES = {
+    "sobuild_brian.h": _TEMPLATES_DIR / "sobuild_brian.h",
+    "brianlib/dynamic_array.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/dynamic_array.h",
+    "brianlib/common_math.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/common_math.h",
+    "stdint_compat.h": _BRIAN_DIR / "synapses/stdint_compat.h",
+    "spikequeue.h": _BRIAN_DIR / "synapses/spikequeue.h",
+}
+_headers: dict[str, str] | None = None
+
+
+def brian_headers() -> dict[str, str]:
+    """The headers every Brian2 kernel includes, by content (they are part of its key)."""
+    global _headers
+    if _headers is None:
+        _headers = {name: path.read_text() for name, path in _HEADER_FILES.items()}
+    return _headers
+
+
+def _output_size(codeobj) -> int:
+    """Elements of the array a group_get kernel fills."""
+    if codeobj.template_name == "group_variable_get":
+        return len(codeobj.variables["_group_idx"].get_value())
+    return int(np.asarray(codeobj.variables["N"].get_value()).reshape(-1)[0])
+
+
+#: Templates whose run block returns an array: template -> variable giving its dtype.
+_OUTPUT_TEMPLATES = {
+    "group_get_indices": None,
+    "group_variable_get": "_variable",
+    "group_variable_get_conditional": "_variable",
+}
 
 
 class SoBuildCodeObject(CodeObject):
+    """Brian2 code object running C++ kernels built and cached by sobuild."""
+
+    templater = Templater(
+        "sobuild.brian_adapter",
+        ".cpp",
+        env_globals={"c_data_type": c_data_type, "constant_or_scalar": constant_or_scalar},
+    )
+    generator_class = CPPCodeGenerator
     class_name = "sobuild"
+
+    def __init__(self, owner, code, variables, variable_indices, template_name,
+                 template_source, compiler_kwds, name="sobuild_code_object*"):
+        unsupported = {k: v for k, v in (compiler_kwds or {}).items() if v}
+        if unsupported:
+            raise NotImplementedError(
+                f"The sobuild target does not support compiler keywords {sorted(unsupported)} "
+                "(extra headers, sources or libraries of user functions); use the 'cython' "
+                "target for this model.")
+        super().__init__(owner, code, variables, variable_indices, template_name,
+                         template_source, compiler_kwds={}, name=name)
+        random_numbers.refresh_generator()
+        blocks = {}
+        for block in BLOCKS:
+            text = getattr(code, block, "").strip()
+            blocks[block] = text if text and "EMPTY_CODE_BLOCK" not in text else None
+        identifiers = set()
+        for text in blocks.values():
+            if text:
+                identifiers |= get_identifiers(text)
+        self.arguments = build_arguments(self, identifiers)
+        declarations = self.arguments.source()
+        #: The C++ source of each block's kernel (None: nothing to run).
+        self.sources = {block: text.replace(ARGUMENTS_PLACEHOLDER, declarations)
+                        if text else None for block, text in blocks.items()}
+        self.specs: dict[str, KernelSpec] = {}
+        self._funcs: dict | None = None
+        self._run_func = None
+        self._argblock = None
+        self._error = None
+        self._output_dtype = None
+        if template_name in _OUTPUT_TEMPLATES:
+            var = _OUTPUT_TEMPLATES[template_name]
+            self._output_dtype = np.int32 if var is None else variables[var].dtype
 
     @classmethod
     def is_available(cls) -> bool:
-        return False
+        try:
+            get_cache().toolchain  # noqa: B018  (detects the compiler)
+        except Exception:
+            return False
+        return True
+
+    # -- building -------------------------------------------------------------------------
+
+    def compile_block(self, block):
+        source = self.sources[block]
+        if source is None:
+            return None
+        return KernelSpec(
+            source=source,
+            entry=ENTRY,
+            flags=tuple(prefs["codegen.runtime.sobuild.extra_compile_args"]),
+            headers=brian_headers(),
+            namespace="brian2",
+        )
+
+    def compile(self):
+        """Render the kernels; queue them while a network prepares, else build them now."""
+        self.specs = {}
+        for block in BLOCKS:
+            spec = self.compiled_code[block] = self.compile_block(block)
+            if spec is not None:
+                self.specs[block] = spec
+        self._funcs = None
+        self._run_func = None
+        batch.queue(self)
+        if not batch.collecting():
+            batch.build_pending()
+
+    def _bind(self, funcs: dict) -> None:
+        """Fill the argument block (once) and keep the loaded entry points."""
+        if self._argblock is None:
+            addresses = self.arguments.addresses
+            self._error = ffi.new("char[]", ERROR_BUFFER_SIZE)
+            self._argblock = ffi.new("void*[]", FIRST_SLOT + len(addresses))
+            self._argblock[0] = self._error
+            for slot, address in enumerate(addresses, FIRST_SLOT):
+                self._argblock[slot] = ffi.cast("void*", address)
+            if self._output_dtype is not None:
+                self._count = np.zeros(1, dtype=np.int64)
+                self._argblock[2] = ffi.cast("void*", self._count.ctypes.data)
+        self._funcs = funcs
+        if self._output_dtype is None:
+            self._run_func = funcs.get("run")
+
+    def _ensure_built(self) -> None:
+        if self._funcs is None:
+            if self not in batch._pending:
+                batch.queue(self)
+            batch.build_pending()
+
+    # -- running --------------------------------------------------------------------------
+
+    def __call__(self, **kwds):
+        if kwds:
+            raise NotImplementedError("sobuild code objects take no namespace arguments")
+        func = self._run_func
+        if func is None:
+            return self.run_block("run")
+        code = func(self._argblock)
+        if code:
+            self._raise("run", code)
+        return None
+
+    def run_block(self, block):
+        self._ensure_built()
+        func = self._funcs.get(block)
+        if func is None:
+            return None
+        if block == "run" and self._output_dtype is not None:
+            output = np.empty(_output_size(self), dtype=self._output_dtype)
+            self._argblock[1] = ffi.cast("void*", output.ctypes.data)
+            code = func(self._argblock)
+            if code:
+                self._raise(block, code)
+            return output[: self._count[0]]
+        code = func(self._argblock)
+        if code:
+            self._raise(block, code)
+        return None
+
+    def before_run(self):
+        if self.template_name == "synapses_push_spikes":
+            self.owner.initialise_queue()
+        if "before_run" not in self.specs:
+            return None
+        if self._funcs is None and batch.collecting():
+            batch.defer(lambda: self.run_block("before_run"))
+            return None
+        return self.run_block("before_run")
+
+    def _raise(self, block: str, code: int):
+        message = ffi.string(self._error).decode(errors="replace")
+        exc_type = IndexError if code == INDEX_ERROR else RuntimeError
+        raise BrianObjectException(
+            f"An exception occurred during the execution of the '{block}' block of code "
+            f"object '{self.name}'.\n", self.owner) from exc_type(message)
+
+
+def load_kernels(objects: list[SoBuildCodeObject]) -> None:
+    """Build (one batch) and load the kernels of ``objects``, and bind them."""
+    specs = [(obj, block, spec) for obj in objects for block, spec in obj.specs.items()]
+    kernels = get_cache().load_many([spec for _, _, spec in specs]) if specs else []
+    funcs: dict[int, dict] = {id(obj): {} for obj in objects}
+    for (obj, block, _), kernel in zip(specs, kernels):
+        funcs[id(obj)][block] = kernel.func
+    for obj in objects:
+        obj._bind(funcs[id(obj)])
+
+
+random_numbers.register(SoBuildCodeObject)
+codegen_targets.add(SoBuildCodeObject)
+batch.install()

@@ -1,0 +1,18 @@
+{# USES_VARIABLES { N } #}
+{% extends 'common_group.cpp' %}
+
+{% block maincode %}
+    {{ c_data_type(variables['_variable'].dtype) }}* const _elements = static_cast<{{ c_data_type(variables['_variable'].dtype) }}*>(_args[1]);
+    const size_t _N = {{ constant_or_scalar('N', variables['N']) }};
+    int64_t _num_elements = 0;
+    // scalar code
+    const size_t _vectorisation_idx = -1;
+    {{ scalar_code | autoindent }}
+    for (size_t _idx = 0; _idx < _N; _idx++) {
+        const size_t _vectorisation_idx = _idx;
+        {{ vector_code | autoindent }}
+        if (_cond)
+            _elements[_num_elements++] = _variable;
+    }
+    *static_cast<int64_t*>(_args[2]) = _num_elements;
+{% endblock %}

@@ -1,0 +1,105 @@
+// Runtime support of sobuild's Brian2 kernels: included by every kernel (passed to the
+// build by content, so it is part of every kernel's key).
+//
+// A kernel is `int run(void* const* _args)`: slot 0 of the argument block is an error
+// buffer, slots 1 and 2 an output array and its element count (group_get templates),
+// the rest the code object's arrays, dynamic-array objects and constants. A kernel
+// returns 0, or an error code after writing its message to the error buffer.
+#ifndef SOBUILD_BRIAN_H
+#define SOBUILD_BRIAN_H
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <climits>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "brianlib/common_math.h"
+#include "stdint_compat.h"
+// g++ 12 reports a spurious -Wstringop-overflow inside DynamicArray1D::resize.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+#include "brianlib/dynamic_array.h"
+#include "spikequeue.h"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace sobuild_brian {
+
+const int ERROR_BUFFER_SIZE = 1024;
+const int INDEX_ERROR = 1;
+const int RUNTIME_ERROR = 2;
+
+// numpy's bitgen_t (numpy/random/bitgen.h): the interface of a numpy BitGenerator.
+struct bitgen_t {
+    void* state;
+    uint64_t (*next_uint64)(void* st);
+    uint32_t (*next_uint32)(void* st);
+    double (*next_double)(void* st);
+    uint64_t (*next_raw)(void* st);
+};
+
+class index_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+inline std::string format(const char* fmt, ...) {
+    char text[ERROR_BUFFER_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return std::string(text);
+}
+
+inline int report(void* buffer, const char* message, int code) {
+    std::snprintf(static_cast<char*>(buffer), ERROR_BUFFER_SIZE, "%s", message);
+    return code;
+}
+
+// Refill a buffer the way numpy.random.rand(n) does: the same numbers, from numpy's
+// global RandomState (its MT19937 bit generator), so seed() and the random-state calls
+// of Brian2's RuntimeDevice cover them.
+inline void fill_uniform(uint64_t generator, double* buffer, int n) {
+    bitgen_t* bg = reinterpret_cast<bitgen_t*>(generator);
+    for (int i = 0; i < n; i++) buffer[i] = bg->next_double(bg->state);
+}
+
+// The same for numpy.random.randn(n) (legacy polar method, pairs in numpy's order;
+// n is even).
+inline void fill_normal(uint64_t generator, double* buffer, int n) {
+    bitgen_t* bg = reinterpret_cast<bitgen_t*>(generator);
+    for (int i = 0; i + 1 < n; i += 2) {
+        double x1, x2, r2;
+        do {
+            x1 = 2.0 * bg->next_double(bg->state) - 1.0;
+            x2 = 2.0 * bg->next_double(bg->state) - 1.0;
+            r2 = x1 * x1 + x2 * x2;
+        } while (r2 >= 1.0 || r2 == 0.0);
+        const double f = std::sqrt(-2.0 * std::log(r2) / r2);
+        buffer[i] = f * x2;
+        buffer[i + 1] = f * x1;
+    }
+}
+
+}  // namespace sobuild_brian
+
+#define SOBUILD_CATCH \
+    catch (const sobuild_brian::index_error& _e) { \
+        return sobuild_brian::report(_args[0], _e.what(), sobuild_brian::INDEX_ERROR); \
+    } catch (const std::exception& _e) { \
+        return sobuild_brian::report(_args[0], _e.what(), sobuild_brian::RUNTIME_ERROR); \
+    }
+
+#endif
