@@ -1,0 +1,161 @@
+"""``sobuild doctor``: what sobuild would use here, and what is broken with what to do.
+
+Each check gives a status: ``ok``, ``used``/``found``/``absent`` for compilers, ``warn``
+(works, but worth knowing) or ``FAIL`` (sobuild cannot work as configured). Nothing is
+created: a missing cache directory is reported, not made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .config import Settings, format_size
+from .errors import SobuildError
+from .store.filesystems import filesystem_type, is_network_filesystem, use_wal
+from .store.index import Index
+from .store.layout import Layout
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    todo: str = ""
+
+
+def _compilers() -> list[Check]:
+    from .toolchains.detect import candidates, detect, probe
+
+    try:
+        used = detect().command
+    except SobuildError as exc:
+        return [Check("compiler", "FAIL", str(exc).splitlines()[0],
+                      "install g++ or clang++, or export SOBUILD_CXX=/path/to/c++")]
+    checks, chosen = [], False
+    for reason, command in candidates(os.environ):
+        name = f"compiler {' '.join(command)} ({reason})"
+        found = shutil.which(command[-1])
+        if found is None:
+            checks.append(Check(name, "absent", "not found"))
+            continue
+        resolved = (*command[:-1], os.path.abspath(found))
+        try:
+            version = probe(resolved).version.splitlines()[0]
+        except (SobuildError, OSError, subprocess.SubprocessError) as exc:
+            checks.append(Check(name, "warn", f"{resolved[-1]}: {exc}"))
+            continue
+        why = ""
+        if resolved == used and not chosen:
+            chosen = True
+            why = (f"; used: {reason} is set" if reason.startswith("$")
+                   else "; used: first compiler on the PATH (set SOBUILD_CXX to choose)")
+        checks.append(Check(name, "used" if why else "found", f"{resolved[-1]}: {version}{why}"))
+    return checks
+
+
+def _ninja() -> Check:
+    from .build.ninja import ninja_binary
+
+    try:
+        binary = ninja_binary()
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout.strip()
+    except (SobuildError, OSError, subprocess.SubprocessError) as exc:
+        return Check("ninja", "FAIL", str(exc), "pip install ninja")
+    return Check("ninja", "ok", f"{binary} {version}")
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
+def _cache(root: Path) -> list[Check]:
+    layout = Layout(root)
+    todo = "fix its permissions or export SOBUILD_CACHE_DIR=/a/writable/directory"
+    if root.is_dir():
+        ok = _writable(root)
+        checks = [Check("cache directory", "ok" if ok else "FAIL",
+                        f"{root} ({'writable' if ok else 'not writable'})", "" if ok else todo)]
+    else:
+        parent = root
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        ok = parent.is_dir() and _writable(parent)
+        state = "created on first build" if ok else f"{parent} is not writable"
+        checks = [Check("cache directory", "ok" if ok else "FAIL", f"{root} (missing; {state})",
+                        "" if ok else todo)]
+    fstype = filesystem_type(root)
+    network = is_network_filesystem(fstype)
+    checks.append(Check("filesystem", "warn" if network else "ok",
+                        f"{fstype}" + (" (network filesystem: sqlite without WAL, lock files "
+                                       "where flock is refused)" if network else ""),
+                        "keep the writable tier on a local disk and share a prebuilt tier "
+                        "read-only (SOBUILD_SHARED_DIR)" if network else ""))
+    if layout.index.exists():
+        try:
+            index = Index(layout)
+            mode = index.journal_mode()
+            check = index.query("PRAGMA quick_check")[0][0]
+        except (sqlite3.Error, OSError) as exc:
+            mode, check = "?", str(exc)
+        ok = check == "ok"
+        checks.append(Check("sqlite index", "ok" if ok else "FAIL",
+                            f"journal mode {mode}; integrity {check}",
+                            "" if ok else "run `sobuild verify --repair` to rebuild it"))
+    else:
+        mode = "WAL" if use_wal(root) else "DELETE (rollback journal)"
+        checks.append(Check("sqlite index", "ok", f"none yet; it will use journal mode {mode}"))
+    return checks
+
+
+def _shared(shared: Path | None) -> list[Check]:
+    if shared is None:
+        return []
+    if not shared.is_dir():
+        return [Check("shared tier", "warn", f"{shared} does not exist",
+                      "unset SOBUILD_SHARED_DIR or fill it: sobuild prebuild --into DIR SCRIPT")]
+    readable = os.access(shared, os.R_OK | os.X_OK)
+    return [Check("shared tier", "ok" if readable else "FAIL",
+                  f"{shared} ({'readable' if readable else 'not readable'}, read only)",
+                  "" if readable else "ask its owner for read access (group)")]
+
+
+def _brian() -> Check:
+    try:
+        return Check("Brian2", "ok", f"brian2 {metadata.version('brian2')}")
+    except metadata.PackageNotFoundError:
+        return Check("Brian2", "-", "not installed (pip install 'sobuild[brian]')")
+
+
+def run_checks(cache_dir: Path | None = None) -> list[Check]:
+    """Every check, in the order a person reads them."""
+    from . import __version__
+
+    checks = [Check("sobuild", "ok", __version__)]
+    try:
+        settings = Settings.from_env(cache_dir)
+    except ValueError as exc:
+        return checks + [Check("settings", "FAIL", str(exc),
+                               "fix SOBUILD_MAX_SIZE / SOBUILD_JOBS in the environment")]
+    checks.append(Check("settings", "ok", f"max size {format_size(settings.max_size)}, "
+                                          f"{settings.jobs} build jobs"))
+    checks += _compilers()
+    checks.append(_ninja())
+    checks += _cache(settings.cache_dir)
+    checks += _shared(settings.shared_dir)
+    checks.append(_brian())
+    return checks

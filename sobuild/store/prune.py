@@ -1,0 +1,225 @@
+"""Eviction by size, age and least recent use; the automatic prune after a build.
+
+``plan`` reads the index (sizes and last use) and picks the entries to evict: those unused
+for longer than ``older_than``, then the least recently used until the cache fits in
+``max_size``. ``evict`` removes them the way readers can bear: kernel key files first (a
+reader then misses and rebuilds), then the artifact is renamed into ``tmp/`` (nobody sees
+half of it) and deleted; finally the index forgets them.
+
+The automatic prune (``start_background``) runs ``python -m sobuild.store.prune DIR`` as a
+detached process when a build took the cache over ``SOBUILD_MAX_SIZE``; a non-blocking lock
+keeps it to one at a time per cache. It prunes to ``AUTO_TARGET`` of the limit, so that the
+next build does not start another prune straight away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cleanup import clean_temp
+from .index import Index
+from .layout import Layout
+from .locks import KeyLock
+from .publish import remove_tree
+
+#: The automatic prune brings the cache down to this fraction of SOBUILD_MAX_SIZE.
+AUTO_TARGET = 0.9
+
+
+@dataclass(frozen=True)
+class Victim:
+    """An entry chosen for eviction, and why (``age`` or ``size``)."""
+
+    id: str
+    kind: str
+    bytes: int
+    last_use: float
+    reason: str
+
+
+@dataclass
+class PruneResult:
+    """What a prune removed (or would remove) and the cache size before and after."""
+
+    victims: list[Victim] = field(default_factory=list)
+    before: int = 0
+    dry_run: bool = False
+    temp_removed: int = 0
+
+    @property
+    def freed(self) -> int:
+        return sum(v.bytes for v in self.victims)
+
+    @property
+    def after(self) -> int:
+        return self.before - self.freed
+
+
+def total_bytes(index: Index) -> int:
+    """The cache's size according to the index."""
+    return int(index.query("SELECT COALESCE(SUM(bytes), 0) AS n FROM artifacts")[0]["n"])
+
+
+def plan(index: Index, max_size: int | None = None, older_than: float | None = None,
+         now: float | None = None) -> tuple[list[Victim], int]:
+    """(entries to evict, least recently used first; the cache size now)."""
+    now = time.time() if now is None else now
+    rows = index.query("SELECT id, kind, bytes, last_use FROM artifacts "
+                       "ORDER BY last_use ASC, id ASC")
+    total = sum(r["bytes"] for r in rows)
+    remaining = total
+    victims = []
+    for r in rows:
+        if older_than is not None and r["last_use"] < now - older_than:
+            reason = "age"
+        elif max_size is not None and remaining > max_size:
+            reason = "size"
+        else:
+            continue
+        victims.append(Victim(r["id"], r["kind"], r["bytes"], r["last_use"], reason))
+        remaining -= r["bytes"]
+    return victims, total
+
+
+def _aside(layout: Layout, path: Path, what: str) -> Path | None:
+    """Rename ``path`` into tmp/ (atomic, same filesystem); None if it is gone already."""
+    layout.tmp.mkdir(parents=True, exist_ok=True)
+    aside = layout.tmp / f"{what}-{os.getpid()}-{time.time_ns()}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+def _unlink_key_if_points_to(layout: Layout, key: str, digest: str) -> None:
+    path = layout.kernel_file(key)
+    try:
+        if json.loads(path.read_bytes()).get("artifact") != digest:
+            return  # re-published since: keep it
+    except (OSError, ValueError, AttributeError):
+        return
+    path.unlink(missing_ok=True)
+
+
+def remove_entry(layout: Layout, index: Index, entry_id: str, kind: str) -> None:
+    """Remove one artifact (its kernel keys first) or data entry from the files."""
+    if kind == "data":
+        aside = _aside(layout, layout.data_file(entry_id), "evict")
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+        return
+    directory = layout.artifact_dir(entry_id)
+    keys = {r["key"] for r in index.query("SELECT key FROM keys WHERE artifact = ?",
+                                          (entry_id,))}
+    try:
+        keys.update(k["key"] for k in json.loads((directory / "meta.json").read_text())["kernels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for key in sorted(keys):
+        try:
+            _unlink_key_if_points_to(layout, key, entry_id)
+        except ValueError:
+            continue  # not a key: nothing of ours
+    aside = _aside(layout, directory, "evict")
+    if aside is not None:
+        remove_tree(aside)
+
+
+def prune(layout: Layout, max_size: int | None = None, older_than: float | None = None,
+          dry_run: bool = False) -> PruneResult:
+    """Evict by age and then by size (LRU); unless dry, also remove crashed processes' leftovers."""
+    index = Index(layout)
+    if not layout.index.exists():
+        index.rebuild()  # files are the truth: index them before choosing
+    victims, before = plan(index, max_size, older_than)
+    result = PruneResult(victims, before, dry_run)
+    if dry_run:
+        return result
+    for victim in victims:
+        remove_entry(layout, index, victim.id, victim.kind)
+    index.forget([v.id for v in victims])
+    result.temp_removed = len(clean_temp(layout).removed)
+    return result
+
+
+def remove_all(layout: Layout) -> dict[str, int]:
+    """Remove every entry: kernel keys first, then shared objects, data, failed builds.
+
+    Each directory is renamed into tmp/ before it is deleted; the index is rebuilt (empty,
+    counters kept). Returns how many of each were removed.
+    """
+    counts = {"kernels": sum(1 for _ in layout.iter_kernel_files()),
+              "shared_objects": sum(1 for _ in layout.iter_artifact_dirs()),
+              "data": sum(1 for _ in layout.iter_data_files()),
+              "failed": sum(1 for p in layout.failed.glob("*") if p.is_dir())}
+    for directory in (layout.kernels, layout.artifacts, layout.data, layout.failed):
+        aside = _aside(layout, directory, "clear")
+        if aside is not None:
+            remove_tree(aside)
+    Index(layout).rebuild()
+    return counts
+
+
+# -- the automatic prune --------------------------------------------------------------------
+
+def prune_lock(layout: Layout) -> KeyLock:
+    """The lock that keeps automatic prunes of one cache to one at a time."""
+    return KeyLock(layout.locks / "prune.lock")
+
+
+def over_limit(index: Index, max_size: int) -> bool:
+    try:
+        return total_bytes(index) > max_size
+    except (sqlite3.Error, OSError):
+        return False
+
+
+def start_background(layout: Layout) -> subprocess.Popen | None:
+    """Start a detached ``python -m sobuild.store.prune DIR`` unless one is running."""
+    probe = prune_lock(layout)
+    try:
+        if not probe.try_acquire():
+            return None  # a prune is running
+    except OSError:
+        return None
+    probe.release()
+    detach = ({"start_new_session": True} if os.name == "posix"
+              else {"creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)})
+    try:
+        return subprocess.Popen([sys.executable, "-m", "sobuild.store.prune", str(layout.root)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, close_fds=True, **detach)
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The background prune: take the lock (or leave), prune to AUTO_TARGET of the limit."""
+    from ..config import Settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sobuild.store.prune CACHE_DIR", file=sys.stderr)
+        return 2
+    layout = Layout(Path(args[0]))
+    lock = prune_lock(layout)
+    if not lock.try_acquire():
+        return 0
+    try:
+        limit = Settings.from_env(layout.root).max_size
+        prune(layout, max_size=int(limit * AUTO_TARGET))
+    finally:
+        lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

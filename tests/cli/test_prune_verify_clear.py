@@ -1,0 +1,167 @@
+"""`sobuild prune`, `verify` and `clear` on caches filled by real builds: what they remove,
+what they keep, what a later load does; bad arguments. Through CliRunner and a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+import sobuild
+
+from .conftest import kernel_spec
+
+
+def _ids(cli) -> set[str]:
+    return {e["id"] for e in json.loads(cli("ls", "--json").stdout)}
+
+
+def test_prune_dry_run_removes_nothing(filled, sobuild_cli):
+    out = sobuild_cli("prune", "--max-size", "1", "--dry-run")
+    assert out.exit_code == 0, out.stderr
+    assert "would remove 3 entries" in out.stdout
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+
+
+def test_prune_by_size_evicts_least_recently_used(cache_dir, sobuild_cli):
+    cache = sobuild.Cache(cache_dir)
+    old, middle, new = kernel_spec(10), kernel_spec(11), kernel_spec(12)
+    for spec in (old, middle, new):  # three shared objects, built one after the other
+        cache.load(spec)
+    cache.flush()
+    time.sleep(0.05)
+    cache.load(old)  # a hit makes `old` the most recently used
+    cache.flush()
+    entries = json.loads(sobuild_cli("ls", "--json").stdout)
+    by_key = {cache.key(s): s for s in (old, middle, new)}
+    digest = {name: json.loads(cache.layout.kernel_file(cache.key(s)).read_text())["artifact"]
+              for name, s in (("old", old), ("middle", middle), ("new", new))}
+    sizes = {e["id"]: e["bytes"] for e in entries}
+    limit = sizes[digest["old"]] + sizes[digest["new"]]
+    out = sobuild_cli("prune", "--max-size", str(limit))
+    assert out.exit_code == 0, out.stderr
+    assert digest["middle"] in out.stdout and "removed 1 entries" in out.stdout
+    assert f"freeing {sobuild.config.format_size(sizes[digest['middle']])}" in out.stdout
+    assert _ids(sobuild_cli) == {digest["old"], digest["new"]}
+    assert not cache.layout.artifact_dir(digest["middle"]).exists()
+    assert not cache.layout.kernel_file(cache.key(middle)).exists()  # its key went with it
+    fresh = sobuild.Cache(cache_dir)
+    assert fresh.lookup(old) is not None and fresh.lookup(middle) is None
+    assert len(by_key) == 3
+
+
+def test_prune_by_age_keeps_what_was_used_recently(filled, sobuild_cli):
+    time.sleep(1.2)
+    cache = sobuild.Cache(filled.path)
+    cache.load(filled.specs[0])  # used now
+    cache.flush()
+    kept = json.loads(cache.layout.kernel_file(filled.keys[0]).read_text())["artifact"]
+    out = sobuild_cli("prune", "--older-than", "1s")
+    assert out.exit_code == 0, out.stderr
+    assert "reason" in out.stdout and " age" in out.stdout
+    assert _ids(sobuild_cli) == {kept}
+    assert sobuild.Cache(filled.path).lookup(filled.specs[0]) is not None
+
+
+def test_prune_json_and_the_default_limit(filled, sobuild_cli):
+    out = sobuild_cli("prune", "--json", env={"SOBUILD_MAX_SIZE": "100"})
+    result = json.loads(out.stdout)
+    assert len(result["removed"]) == 3 and result["after"] == 0
+    assert result["freed"] == result["before"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-size", "2Q"], "--max-size: '2Q' is not a size"),
+    (["--max-size", "-5"], "is not a size"),
+    (["--older-than", "soon"], "--older-than: 'soon' is not a duration"),
+])
+def test_prune_bad_arguments(filled, sobuild_cli, args, message):
+    out = sobuild_cli("prune", *args)
+    assert out.exit_code == 2
+    assert message in out.stderr and out.stderr.count("\n") == 1
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+
+
+def test_verify_clean_cache(filled, sobuild_cli):
+    out = sobuild_cli("verify")
+    assert out.exit_code == 0, out.stdout
+    assert "checked 2 shared objects, 4 kernel keys, 1 data entries" in out.stdout
+    assert "no problems found" in out.stdout
+
+
+def test_verify_finds_and_repair_removes_what_is_broken(filled, sobuild_cli):
+    layout = sobuild.Cache(filled.path).layout
+    corrupt, other = (layout.artifact_dir(d) for d in filled.artifacts)
+    library = corrupt / "lib.so"
+    os.chmod(library, 0o644)
+    blob = bytearray(library.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    library.write_bytes(bytes(blob))
+    os.chmod(library, 0o444)
+    orphan = layout.tmp / "build-999999-crashed"
+    orphan.mkdir(parents=True)
+    (orphan / "unit0.cpp").write_text("// left by a kill -9")
+    old = time.time() - 2 * 3600
+    os.utime(orphan / "unit0.cpp", (old, old))
+    os.utime(orphan, (old, old))
+    data = layout.data_file(filled.data_key)
+    os.chmod(data, 0o644)
+    data.write_bytes(data.read_bytes()[:-3])
+
+    out = sobuild_cli("verify")
+    assert out.exit_code == 1
+    for problem in ("corrupt artifact", "dangling key", "orphan temp", "corrupt data"):
+        assert problem in out.stdout, problem
+    assert "sobuild verify --repair" in out.stderr and out.stderr.count("\n") == 1
+
+    repaired = sobuild_cli("verify", "--repair")
+    assert repaired.exit_code == 0, repaired.stderr
+    assert "index was rebuilt" in repaired.stdout
+    assert not corrupt.exists() and other.exists() and not orphan.exists() and not data.exists()
+    assert "no problems found" in sobuild_cli("verify").stdout
+    assert _ids(sobuild_cli) == {other.name}
+    cache = sobuild.Cache(filled.path)  # the broken kernels are built again
+    v = __import__("numpy").zeros(2)
+    for spec in filled.specs:
+        cache.load(spec)(v, 2)
+
+
+def test_verify_repairs_a_lost_or_corrupt_index(filled, sobuild_cli):
+    index = filled.path / "index.sqlite"
+    index.write_bytes(b"this is not a database" * 100)
+    out = sobuild_cli("verify")
+    assert out.exit_code == 1 and "index corrupt" in out.stdout
+    assert sobuild_cli("verify", "--repair").exit_code == 0
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+    index.unlink()
+    missing = sobuild_cli("verify")
+    assert missing.exit_code == 1 and "index missing" in missing.stdout
+    # read-only commands still read the files when the index is gone
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+    assert not index.exists()
+    assert sobuild_cli("verify", "--repair").exit_code == 0 and index.exists()
+
+
+def test_clear_asks_first(filled, sobuild_cli):
+    out = sobuild_cli("clear", input="n\n")
+    assert out.exit_code == 1 and "nothing removed" in out.stderr
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+    no_answer = sobuild_cli("clear")  # stdin empty (a script, a pipe): nothing removed
+    assert no_answer.exit_code != 0
+    assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
+
+
+def test_clear_removes_every_entry_and_keeps_counters(filled, sobuild_cli):
+    out = sobuild_cli("clear", "--yes")
+    assert out.exit_code == 0, out.stderr
+    assert "removed 2 shared objects, 4 kernel keys, 1 data entries" in out.stdout
+    assert json.loads(sobuild_cli("ls", "--json").stdout) == []
+    s = json.loads(sobuild_cli("stats", "--json").stdout)
+    assert s["entries"] == 0 and s["bytes"] == 0 and s["hits"] == 2
+    cache = sobuild.Cache(filled.path)
+    assert cache.lookup(filled.specs[0]) is None
+    cache.load(filled.specs[0])
+    cache.flush()
+    assert sobuild_cli("clear", "-y").exit_code == 0
