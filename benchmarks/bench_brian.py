@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""sobuild's Brian2 target against Brian2's numpy, cython and cpp_standalone, same run.
+
+    python benchmarks/bench_brian.py                  # 10,000 steps (1 s of 0.1 ms steps)
+    python benchmarks/bench_brian.py --full           # 100,000 steps, as the issue asks
+    python benchmarks/bench_brian.py --models one_neuron cuba --variants cython-cold sobuild-cold
+
+Runs Brian2's examples (examples/cuba.py, cobahh.py, stdp.py, one_neuron.py), each run in a
+fresh process, and prints per model and variant the medians (of --repeats runs) of:
+wall (process start to exit), start (wall minus the simulation loop: imports, network
+construction, code generation, compilation), run() (the call, including before_run's
+compilation), loop (Brian2's own measure of the step loop) and the loop's microseconds per
+step. Variants:
+
+  numpy           Brian2's numpy target
+  cython-cold     cython with a fresh extension cache per run
+  cython-warm     cython with the cache the cold runs filled
+  sobuild-cold    sobuild with a fresh cache per run, its Brian2 codegen cache off
+                  (SOBUILD_CODEGEN_CACHE=0)
+  sobuild-warm    sobuild with the cache the cold runs filled (one unmeasured run first
+                  fills its codegen cache)
+  cpp_standalone  Brian2's standalone C++ device, in a project directory kept across the
+                  runs (one unmeasured run first compiles it): its loop is the floor
+
+Then the ratios sobuild/cython and the issue's goals, reported, never asserted: cold start
+at least 10x faster than cython cold; warm process no slower than cython warm; per-step
+overhead (one_neuron's loop per step) at most a quarter of cython's; loop of the large
+networks (cuba, cobahh) no slower than cython's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("cuba", "cobahh", "stdp", "one_neuron")
+VARIANTS = (
+    "numpy",
+    "cython-cold",
+    "cython-warm",
+    "sobuild-cold",
+    "sobuild-warm",
+    "cpp_standalone",
+)
+LARGE = ("cuba", "cobahh")
+FIGURES = ("wall", "start", "run", "loop", "step_us")
+
+
+class Runner:
+    """Runs examples in fresh processes with the caches each variant asks for."""
+
+    def __init__(self, workdir: Path, steps: int, seed: int, verbose: bool) -> None:
+        self.workdir = workdir
+        self.steps = steps
+        self.seed = seed
+        self.verbose = verbose
+        self.count = 0
+        self.caches: dict[tuple[str, str], Path] = {}  # (target, model) -> last cold cache
+
+    def fresh_dir(self, name: str) -> Path:
+        self.count += 1
+        path = self.workdir / f"{self.count:03d}-{name}"
+        path.mkdir(parents=True)
+        return path
+
+    def run(
+        self,
+        model: str,
+        target: str,
+        *,
+        cython_cache: Path | None = None,
+        sobuild_cache: Path | None = None,
+        codegen_cache: bool = True,
+        standalone_dir: Path | None = None,
+    ) -> dict[str, float]:
+        """One run in a fresh process; its figures."""
+        cmd = [sys.executable, str(ROOT / "examples" / f"{model}.py"), target]
+        cmd += [f"{self.steps}steps", "--quiet", "--seed", str(self.seed)]
+        if cython_cache is not None:
+            cmd += ["--cython-cache", str(cython_cache)]
+        if standalone_dir is not None:
+            cmd += ["--standalone-dir", str(standalone_dir)]
+        env = dict(os.environ)
+        env["SOBUILD_CACHE_DIR"] = str(sobuild_cache or self.fresh_dir("sobuild-unused"))
+        env["SOBUILD_CODEGEN_CACHE"] = "1" if codegen_cache else "0"
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.workdir)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+            )
+        line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("RESULT "))
+        result = json.loads(line[len("RESULT ") :])
+        figures = {
+            "wall": wall,
+            "start": wall - result["loop_s"],
+            "run": result["run_s"],
+            "loop": result["loop_s"],
+            "step_us": result["step_us"],
+        }
+        if self.verbose:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in figures.items())
+            print(f"    {model:>10} {target:>14}: {shown}", file=sys.stderr, flush=True)
+        return figures
+
+
+def measure(runner: Runner, model: str, variant: str, repeats: int) -> list[dict[str, float]]:
+    """``repeats`` runs of one variant (cold variants leave their cache for the warm ones)."""
+    state = runner.caches
+    runs = []
+    if variant == "numpy":
+        runs = [runner.run(model, "numpy") for _ in range(repeats)]
+    elif variant == "cython-cold":
+        for _ in range(repeats):
+            state["cython", model] = cache = runner.fresh_dir("cython-cold")
+            runs.append(runner.run(model, "cython", cython_cache=cache, codegen_cache=False))
+    elif variant == "cython-warm":
+        cache = state.get(("cython", model)) or runner.fresh_dir("cython-warm")
+        if ("cython", model) not in state:
+            runner.run(model, "cython", cython_cache=cache)  # fill the cache, unmeasured
+        runs = [runner.run(model, "cython", cython_cache=cache) for _ in range(repeats)]
+    elif variant == "sobuild-cold":
+        for _ in range(repeats):
+            state["sobuild", model] = cache = runner.fresh_dir("sobuild-cold")
+            runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
+    elif variant == "sobuild-warm":
+        cache = state.get(("sobuild", model)) or runner.fresh_dir("sobuild-warm")
+        runner.run(model, "sobuild", sobuild_cache=cache)  # fill the codegen cache, unmeasured
+        runs = [runner.run(model, "sobuild", sobuild_cache=cache) for _ in range(repeats)]
+    elif variant == "cpp_standalone":
+        project = runner.fresh_dir("standalone")
+        runner.run(model, "cpp_standalone", standalone_dir=project)  # compile, unmeasured
+        runs = [
+            runner.run(model, "cpp_standalone", standalone_dir=project) for _ in range(repeats)
+        ]
+    return runs
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in FIGURES}
+
+
+def ratio(table: dict, model: str, a: str, b: str, figure: str) -> float | None:
+    if (model, a) not in table or (model, b) not in table:
+        return None
+    denominator = table[model, b][figure]
+    return table[model, a][figure] / denominator if denominator > 0 else None
+
+
+def goals(table: dict, models: list[str]) -> list[tuple[str, float | None, bool | None]]:
+    """(goal, measured ratio, met) for every goal the measured variants allow."""
+    rows: list[tuple[str, float | None, bool | None]] = []
+
+    def add(text: str, value: float | None, met: bool | None) -> None:
+        rows.append((text, value, met if value is not None else None))
+
+    for m in models:
+        r = ratio(table, m, "cython-cold", "sobuild-cold", "start")
+        add(f"{m}: cold start, cython/sobuild >= 10", r, r is not None and r >= 10)
+    for m in models:
+        r = ratio(table, m, "sobuild-warm", "cython-warm", "wall")
+        add(f"{m}: warm process wall, sobuild/cython <= 1", r, r is not None and r <= 1)
+    if "one_neuron" in models:
+        r = ratio(table, "one_neuron", "sobuild-warm", "cython-warm", "step_us")
+        add("one_neuron: per-step time, sobuild/cython <= 0.25", r, r is not None and r <= 0.25)
+    for m in models:
+        if m in LARGE:
+            r = ratio(table, m, "sobuild-warm", "cython-warm", "loop")
+            add(f"{m}: loop (run phase), sobuild/cython <= 1", r, r is not None and r <= 1)
+    return rows
+
+
+def print_tables(table: dict, models: list[str], variants: list[str], steps: int) -> None:
+    print(f"\nBrian2 examples, {steps} steps of 0.1 ms; medians; seconds unless noted\n")
+    header = f"{'model':<11}{'variant':<16}{'wall':>9}{'start':>9}{'run()':>9}"
+    print(header + f"{'loop':>9}{'us/step':>10}")
+    for m in models:
+        for v in variants:
+            if (m, v) in table:
+                f = table[m, v]
+                print(
+                    f"{m:<11}{v:<16}{f['wall']:>9.2f}{f['start']:>9.2f}{f['run']:>9.2f}"
+                    f"{f['loop']:>9.2f}{f['step_us']:>10.2f}"
+                )
+    print("\nratios sobuild/cython (cold: cold caches, warm: warm caches)")
+    print(f"{'model':<11}{'start cold':>12}{'wall cold':>11}{'wall warm':>11}{'step warm':>11}")
+    for m in models:
+        cells = [
+            ratio(table, m, "sobuild-cold", "cython-cold", "start"),
+            ratio(table, m, "sobuild-cold", "cython-cold", "wall"),
+            ratio(table, m, "sobuild-warm", "cython-warm", "wall"),
+            ratio(table, m, "sobuild-warm", "cython-warm", "step_us"),
+        ]
+        print(f"{m:<11}" + "".join("         n/a" if c is None else f"{c:>11.3f} " for c in cells))
+    print("\ngoals (measured, not asserted)")
+    for text, value, met in goals(table, models):
+        shown = "n/a" if value is None else f"{value:.3f}"
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[met]
+        print(f"  {text:<52} {shown:>9}  {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full", action="store_true", help="100,000 steps (default 10,000)")
+    parser.add_argument("--steps", type=int, help="number of 0.1 ms steps (overrides --full)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (median)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=4321)
+    parser.add_argument("--json", type=Path, help="also write the medians and runs here")
+    parser.add_argument("--workdir", type=Path, help="keep caches and projects here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    args = parser.parse_args(argv)
+    steps = args.steps or (100_000 if args.full else 10_000)
+    variants = [v for v in VARIANTS if v in args.variants]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-brian-"))
+    runner = Runner(workdir, steps, args.seed, args.verbose)
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    raw: dict[str, list[dict[str, float]]] = {}
+    try:
+        for m in args.models:
+            for v in variants:
+                print(f"{m} {v} ...", file=sys.stderr, flush=True)
+                runs = measure(runner, m, v, args.repeats)
+                raw[f"{m}/{v}"] = runs
+                table[m, v] = medians(runs)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_tables(table, args.models, variants, steps)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "steps": steps,
+                    "repeats": args.repeats,
+                    "medians": {f"{m}/{v}": f for (m, v), f in table.items()},
+                    "runs": raw,
+                    "goals": goals(table, args.models),
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
