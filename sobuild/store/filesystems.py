@@ -45,7 +45,7 @@ def is_network_filesystem(fstype: str) -> bool:
     return fstype in NETWORK_FILESYSTEMS or fstype.startswith(("nfs", "fuse.s3"))
 
 
-def use_wal(path: str | Path) -> bool:
+def use_wal(path: str | Path, mounts: str = "/proc/mounts") -> bool:
     """WAL needs shared memory between clients: never on a network filesystem.
 
     ``SOBUILD_SQLITE_WAL=1``/``0`` overrides the detection.
@@ -55,7 +55,7 @@ def use_wal(path: str | Path) -> bool:
         return True
     if forced in ("0", "false", "no", "off"):
         return False
-    return not is_network_filesystem(filesystem_type(path))
+    return not is_network_filesystem(filesystem_type(path, mounts))
 
 
 def busy_timeout() -> float:

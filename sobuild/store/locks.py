@@ -117,6 +117,7 @@ class KeyLock:
         self.kind = kind or lock_kind()
         self._fd: int | None = None
         self._ino: int | None = None
+        self._recorded = False  # a flock holder record to erase on release
 
     @property
     def held(self) -> bool:
@@ -162,8 +163,14 @@ class KeyLock:
                     os.unlink(self.path)
             except FileNotFoundError:
                 pass
+        elif self._recorded:
+            try:  # an empty lock file costs an inode, not a block per key
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
         os.close(self._fd)
         self._fd = self._ino = None
+        self._recorded = False
 
     def __enter__(self) -> KeyLock:
         self.acquire()
@@ -212,6 +219,7 @@ class KeyLock:
             try:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, _holder_record(), 0)
+                self._recorded = True
             except OSError:
                 pass
         self._fd = fd

@@ -1,0 +1,98 @@
+"""Helpers of the cluster tests: cache users in real processes (see worker.py), other users."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from sobuild.store.layout import Layout
+
+WORKER = Path(__file__).with_name("worker.py")
+NOBODY = 65534
+#: Test users and their group, made up (setuid needs no /etc/passwd entry).
+GROUP_GID, ALICE, BOB, MALLORY = 61000, 61001, 61002, 61003
+
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="runs processes as other users (setuid), which needs root; CI runs as root")
+
+
+def expected_values(count: int, first: int = 0) -> list[list[float]]:
+    """What worker.py's kernels i = first.. compute from [1, 2, 3]."""
+    return [[2.0 + i, 4.0 + i, 6.0 + i] for i in range(first, first + count)]
+
+
+def worker_env(home: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a worker: no inherited SOBUILD_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOBUILD_")}
+    if home is not None:
+        env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def worker_argv(cache: Path | str, **opts) -> list[str]:
+    argv = [sys.executable, str(WORKER), "--cache", str(cache)]
+    for name, value in opts.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def start_worker(cache: Path | str, env: dict[str, str] | None = None, **opts) -> subprocess.Popen:
+    """A worker in a session of its own (so a kill takes its compiler and ninja along)."""
+    return subprocess.Popen(worker_argv(cache, **opts), env=env or worker_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> dict:
+    """Wait for a worker and return its report; fails the test if it printed none."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0 and lines, f"worker failed ({proc.returncode}):\n{out}\n{err}"
+    report = json.loads(lines[-1])
+    report["stderr"] = err
+    return report
+
+
+def run_worker(cache: Path | str, env: dict[str, str] | None = None, **opts) -> dict:
+    return finish(start_worker(cache, env, **opts))
+
+
+def assert_nothing_half_written(layout: Layout) -> None:
+    """Every artifact in place is whole and matches its digest; every key names one."""
+    digests = set()
+    for directory in layout.iter_artifact_dirs():
+        for name in ("lib.so", "lib.cpp", "meta.json", "build.log"):
+            assert (directory / name).is_file(), f"{directory} lacks {name}"
+        assert xxhash.xxh3_128_hexdigest((directory / "lib.so").read_bytes()) == directory.name
+        assert json.loads((directory / "meta.json").read_text())["digest"] == directory.name
+        digests.add(directory.name)
+    for key_file in layout.iter_kernel_files():
+        assert json.loads(key_file.read_text())["artifact"] in digests
+
+
+@pytest.fixture
+def open_dir():
+    """A directory that other users can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="sobuild-cluster-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def user_tmp(open_dir):
+    """A TMPDIR every user may write (g++'s temporaries, the private fallback cache)."""
+    path = open_dir / "usertmp"
+    path.mkdir()
+    path.chmod(0o1777)
+    return path

@@ -1,0 +1,45 @@
+"""Many processes ask for the same missing kernels at once: each kernel is compiled once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import sobuild
+from sobuild.store.index import Index
+from sobuild.store.layout import Layout
+
+from .conftest import expected_values, finish, start_worker, worker_env
+
+
+def _stampede(cache_dir, tmp_path, processes: int, kernels: int, **env) -> list[dict]:
+    """Start ``processes`` workers held at a barrier, release them together, collect reports."""
+    assert sobuild.Cache(cache_dir).toolchain  # the compiler probe is cached once, not 32 times
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [start_worker(cache_dir, worker_env(**env), kernels=kernels, tag="stampede",
+                          barrier=barrier) for _ in range(processes)]
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < processes:
+        assert time.monotonic() < deadline, "workers did not reach the barrier"
+        assert all(p.poll() is None for p in procs), "a worker died before the barrier"
+        time.sleep(0.05)
+    (barrier / "go").touch()
+    return [finish(p, timeout=240) for p in procs]
+
+
+@pytest.mark.parametrize("locks, processes, kernels", [("auto", 32, 10), ("file", 12, 6)],
+                         ids=["flock-32x10", "lockfiles-12x6"])
+def test_each_missing_kernel_is_built_once(cache_dir, tmp_path, locks, processes, kernels):
+    reports = _stampede(cache_dir, tmp_path, processes, kernels, SOBUILD_LOCKS=locks)
+    for report in reports:
+        assert "error" not in report, report
+        assert report["values"] == expected_values(kernels)
+        assert report["warnings"] == [], report["warnings"]
+        assert "Traceback" not in report["stderr"]
+    counters = Index(Layout(cache_dir)).counters()
+    assert counters["builds"] == kernels
+    assert counters["misses"] + counters.get("hits", 0) == processes * kernels
+    assert len(list(Layout(cache_dir).iter_kernel_files())) == kernels
+    assert not list(Layout(cache_dir).tmp.iterdir()), "a builder left its temp dir behind"
