@@ -82,7 +82,7 @@ def test_full_disk_gives_a_clear_error_and_leaves_nothing_partial(small_disk):
     cache = small_disk / "cache"
     outcomes = []
     # from no room at all, through room for the sources but not the objects, to enough
-    for leave in (0, 16 << 10, 24 << 10, 40 << 10, 64 << 10, 80 << 10, 96 << 10, 128 << 10):
+    for leave in (0, 16 << 10, 40 << 10, 80 << 10, 160 << 10):
         _fill(small_disk, leave)
         report = run_worker(cache, kernels=3, tag=f"full-{leave}")
         if "error" in report:
