@@ -9,6 +9,7 @@ batch is dropped. ``rebuild`` recreates it from the files.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import warnings
@@ -16,7 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .filesystems import use_wal
+from .filesystems import busy_timeout, use_wal
 from .layout import Layout
 
 SCHEMA_VERSION = 1
@@ -44,7 +45,6 @@ CREATE TABLE IF NOT EXISTS counters (
     value REAL NOT NULL DEFAULT 0
 );
 """
-BUSY_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -77,8 +77,11 @@ class Index:
         self._warned = False
 
     def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not self.path.exists():
+            _create_with_umask(self.path)
+        timeout = busy_timeout()
+        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             mode = "WAL" if use_wal(self.layout.root) else "DELETE"
             conn.execute(f"PRAGMA journal_mode={mode}")
@@ -164,6 +167,7 @@ class Index:
             counters = {}
         artifacts, keys = scan_files(self.layout)
         tmp = self.path.with_name(f"index.rebuild-{time.time_ns()}.sqlite")
+        _create_with_umask(tmp)
         db = sqlite_utils.Database(tmp)
         db.conn.executescript(SCHEMA)
         db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -178,6 +182,15 @@ class Index:
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         tmp.replace(self.path)
         return {"artifacts": len(artifacts), "keys": len(keys)}
+
+
+def _create_with_umask(path: Path) -> None:
+    """Create an empty database file whose mode the umask decides (sqlite would use 0644):
+    every member of a group cache must be able to write the index and its journal."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+    except OSError:
+        pass  # a read-only or missing directory: connecting reports it
 
 
 def read_meta(artifact_dir: Path) -> dict:

@@ -49,12 +49,20 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def publish_dir(staged: Path, final: Path, file_mode: int = 0o444) -> bool:
-    """Move the fully written ``staged`` dir to ``final``; False if ``final`` already exists."""
+def publish_dir(staged: Path, final: Path, file_mode: int = 0o444,
+                dir_mode: int = 0o755) -> bool:
+    """Move the fully written ``staged`` dir to ``final``; False if ``final`` already exists.
+
+    Files get ``file_mode`` and directories ``dir_mode`` first (a group cache needs them
+    group-writable; ``mkdtemp`` made ``staged`` private).
+    """
     for path in staged.rglob("*"):
         if path.is_file():
             fsync_path(path)
             os.chmod(path, file_mode)
+        elif path.is_dir():
+            os.chmod(path, dir_mode)
+    os.chmod(staged, dir_mode)
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(staged, final)
