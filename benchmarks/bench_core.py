@@ -223,6 +223,14 @@ print(json.dumps({"import": t1 - t0, "all": sum(per), "per": per}))
 """
 
 
+FIRST_CDEF = r"""
+import json, time, cffi
+t = time.perf_counter()
+cffi.FFI().cdef("void* sobuild_lookup(const char* key);")
+print(json.dumps({"cdef": time.perf_counter() - t}))
+"""
+
+
 def run_json(argv: list[str], env: dict | None = None) -> dict:
     out = subprocess.run(argv, capture_output=True, text=True, env=env)
     if out.returncode:
@@ -353,6 +361,7 @@ def main() -> None:
     imports = {m: median([import_time_us(m) for _ in range(3)]) / 1e6
                for m in ("sobuild", "cffi", "numpy", "xxhash", "platformdirs")}
     bare = median([_bare_python() for _ in range(3)])
+    first_cdef = median([run_json([sys.executable, "-c", FIRST_CDEF])["cdef"] for _ in range(3)])
     cython_warm = None
     if args.cython:
         n = min(args.cython, len(sources))
@@ -397,8 +406,10 @@ def main() -> None:
     print(row("index write at exit (flush)", warm["flush"], unit="ms"))
     print(row("import sobuild (measured in the process)", warm["import"], unit="ms"))
     print(row("python -X importtime: import sobuild (cumulative)", imports["sobuild"], unit="ms"))
-    for m in ("cffi", "numpy", "xxhash", "platformdirs"):
-        print(row(f"  of which, measured alone: import {m}", imports[m], unit="ms"))
+    print(row("  of which: cffi's first cdef (pycparser), in a fresh process", first_cdef,
+              unit="ms"))
+    for m in ("cffi", "xxhash", "platformdirs", "numpy"):
+        print(row(f"  for scale, alone: import {m}", imports[m], unit="ms"))
     print(row("python -c pass (interpreter start, for scale)", bare, unit="ms"))
     if cython_warm:
         print(row("Brian2 cython warm process: import brian2 (for scale)", cython_warm["import"],

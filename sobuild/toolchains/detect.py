@@ -58,12 +58,20 @@ def candidates(env: Mapping[str, str]) -> list[tuple[str, tuple[str, ...]]]:
     """Where to look, in order, as (source, argv prefix): source is SOBUILD_CXX, CXX or PATH."""
     found: list[tuple[str, tuple[str, ...]]] = []
     for var in ("SOBUILD_CXX", "CXX"):
-        command = tuple(shlex.split(env.get(var, ""), posix=os.name != "nt"))
+        command = tuple(_split(env.get(var, "")))
         if command:
             found.append((var, command))
     names = ("cl.exe",) if platform.system() == "Windows" else POSIX_CANDIDATES
     found.extend(("PATH", (name,)) for name in names)
     return found
+
+
+def _split(value: str) -> list[str]:
+    """A command line into words: POSIX rules, or Windows' (paths keep their backslashes)."""
+    if os.name != "nt":
+        return shlex.split(value)
+    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w
+            for w in shlex.split(value, posix=False)]
 
 
 def _resolve(command: tuple[str, ...], env: Mapping[str, str]) -> tuple[str, ...] | None:
