@@ -3,7 +3,8 @@
 A process killed while it builds or publishes leaves its work in ``tmp/`` (never in the
 store proper: entries appear by rename only). Nothing there is ever read again, so
 ``verify`` and ``prune`` remove what is older than a grace period; the grace period keeps
-the work of processes that are still building, on this host or another.
+the work of processes that are still building, on this host or another. Idle ``flock``
+lock files (one per key ever built, empty when nobody holds them) go the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class CleanResult:
 
     removed: list[Path] = field(default_factory=list)
     bytes: int = 0
+    #: idle lock files removed (not listed one by one: there is one per key ever built)
+    idle_locks: int = 0
 
 
 def _newest_mtime_and_size(path: Path) -> tuple[float, int]:
@@ -92,4 +95,38 @@ def clean_temp(layout: Layout, older_than: float = DEFAULT_TEMP_AGE, *,
                 continue
         result.removed.append(path)
         result.bytes += size
+    if not dry_run:
+        result.idle_locks = remove_idle_locks(layout, older_than)
     return result
+
+
+def remove_idle_locks(layout: Layout, older_than: float = DEFAULT_TEMP_AGE) -> int:
+    """Remove ``flock`` lock files nobody holds and nobody has used for ``older_than`` s.
+
+    Such a file is empty (its holder record is erased on release) and can be locked at
+    once; it is removed while locked. Lock files created with ``O_EXCL`` always hold their
+    holder's record and are left to the stale-lock takeover. Returns how many went.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return 0
+    now, removed = time.time(), 0
+    for path in layout.locks.glob("??/*.lock"):
+        try:
+            st = path.stat()
+            if st.st_size or now - st.st_mtime < older_than:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_size == 0 and os.stat(path).st_ino == st.st_ino:
+                path.unlink()
+                removed += 1
+        except OSError:
+            pass  # held, gone, or not ours to remove
+        finally:
+            os.close(fd)
+    return removed

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -63,8 +62,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def hostname() -> str:
+    """This machine's name, as recorded in lock files (no ``socket`` import on POSIX)."""
+    try:
+        return os.uname().nodename
+    except AttributeError:  # Windows
+        import socket
+
+        return socket.gethostname()
+
+
 def _holder_record() -> bytes:
-    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+    return json.dumps({"pid": os.getpid(), "host": hostname(),
                        "time": time.time()}).encode()
 
 
@@ -254,7 +263,7 @@ class KeyLock:
             return age > EMPTY_LOCK_GRACE_SECONDS
         if age > lock_timeout():  # not refreshed: its holder is gone or hung, on any host
             return True
-        if holder.get("host") == socket.gethostname():
+        if holder.get("host") == hostname():
             try:
                 return not _pid_alive(int(holder.get("pid", 0)))
             except (TypeError, ValueError):

@@ -198,3 +198,36 @@ def test_bad_lock_setting_says_what_to_use(monkeypatch, tmp_path):
     monkeypatch.setenv("SOBUILD_LOCKS", "posix")
     with pytest.raises(ValueError, match="'auto', 'flock' or 'file'"):
         KeyLock(tmp_path / "k.lock")
+
+
+HOLD_READ_ONLY = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)  # as another member of a group cache would
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_idle_lock_files_are_removed_held_ones_kept(tmp_path):
+    layout = Layout(tmp_path / "cache")
+    idle, held, excl = (layout.lock_file(c * 32) for c in "abc")
+    lock = KeyLock(idle, kind="flock")
+    assert lock.try_acquire()
+    lock.release()
+    held.parent.mkdir(parents=True)
+    held.touch()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_READ_ONLY, str(held)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        file_lock = KeyLock(excl, kind="file")
+        assert file_lock.try_acquire()
+        result = clean_temp(layout, older_than=0)
+        assert result.idle_locks == 1 and result.removed == []
+        assert not idle.exists() and held.exists() and excl.exists()
+        file_lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert clean_temp(layout, older_than=0).idle_locks == 1 and not held.exists()
