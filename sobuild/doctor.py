@@ -55,7 +55,7 @@ def _compilers() -> list[Check]:
         why = ""
         if resolved == used and not chosen:
             chosen = True
-            why = (f"; used: {reason} is set" if reason.startswith("$")
+            why = (f"; used: {reason} is set" if reason != "PATH"
                    else "; used: first compiler on the PATH (set SOBUILD_CXX to choose)")
         checks.append(Check(name, "used" if why else "found", f"{resolved[-1]}: {version}{why}"))
     return checks

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Settings
 from ..errors import SobuildError
 
 #: Called after each run's build with (run number, network name, code objects in it).
@@ -54,12 +55,14 @@ class PrebuildResult:
 
 @contextmanager
 def _saved_state(into: Path | None) -> Iterator[None]:
-    """Restore sys.argv, sys.path, the environment variables and the prefs we touch."""
+    """Restore sys.argv, sys.path, the environment variables, the prefs we touch, the device."""
     from brian2 import prefs
+    from brian2.devices.device import get_device, reset_device
 
     argv, path = sys.argv[:], sys.path[:]
     env = {k: os.environ.get(k) for k in ("SOBUILD_CACHE_DIR", "MPLBACKEND")}
     saved = {k: prefs[k] for k in ("codegen.target", "codegen.runtime.sobuild.cache_dir")}
+    device = get_device()
     try:
         yield
     finally:
@@ -71,6 +74,8 @@ def _saved_state(into: Path | None) -> Iterator[None]:
                 os.environ[k] = v
         for k, v in saved.items():
             prefs[k] = v
+        if get_device() is not device:
+            reset_device(device)
 
 
 @contextmanager
@@ -80,8 +85,13 @@ def build_only(target: str | None = None, into: Path | None = None,
     from brian2 import Network, prefs, second
     from brian2.devices.device import RuntimeDevice, get_device
 
-    original = Network.run
-    runs = 0
+    original, original_before_run = Network.run, Network.before_run
+    runs = code_objects = 0
+
+    def before_run(self, run_namespace):
+        nonlocal code_objects
+        original_before_run(self, run_namespace)
+        code_objects = sum(len(obj.code_objects) for obj in self.objects if obj.active)
 
     def run(self, duration, report=None, report_period=10 * second, namespace=None,
             profile=None, level=0):
@@ -99,14 +109,13 @@ def build_only(target: str | None = None, into: Path | None = None,
                  namespace=namespace, profile=profile, level=level + 1)
         runs += 1
         if on_run is not None:
-            count = sum(len(obj.code_objects) for obj in self.objects)
-            on_run(runs, self.name, count)
+            on_run(runs, self.name, code_objects)
 
-    Network.run = run
+    Network.run, Network.before_run = run, before_run
     try:
         yield
     finally:
-        Network.run = original
+        Network.run, Network.before_run = original, original_before_run
 
 
 def _script_traceback(exc: BaseException, script: Path) -> str:
@@ -135,8 +144,9 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
         from . import prefs as sobuild_prefs
 
         prefs.codegen.target = target or "sobuild"
-        if into_path is not None:
-            prefs["codegen.runtime.sobuild.cache_dir"] = str(into_path)
+        # name the directory: the process-wide cache may have been made for another one
+        prefs["codegen.runtime.sobuild.cache_dir"] = str(into_path or
+                                                         Settings.from_env().cache_dir)
         cache = sobuild_prefs.get_cache()
         before = cache.index.counters() if cache.layout.index.exists() else {}
         result = PrebuildResult(script, cache.root)

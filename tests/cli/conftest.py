@@ -62,6 +62,12 @@ def sobuild_cli(request) -> Cli:
 
 
 @pytest.fixture
+def cli_runner() -> Cli:
+    """CliRunner only (in this process)."""
+    return Cli("runner")
+
+
+@pytest.fixture
 def sobuild_process() -> Cli:
     """The real console script only (for what CliRunner cannot show, a terminal say)."""
     return Cli("process")
