@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .filesystems import busy_timeout, use_wal
 from .layout import Layout
+from .publish import fsync_path
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -169,6 +170,8 @@ class Index:
         tmp = self.path.with_name(f"index.rebuild-{time.time_ns()}.sqlite")
         _create_with_umask(tmp)
         db = sqlite_utils.Database(tmp)
+        # a temp file, made durable once by the fsync before the rename: no sync per chunk
+        db.conn.execute("PRAGMA synchronous=OFF")
         db.conn.executescript(SCHEMA)
         db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db["artifacts"].insert_all(artifacts, pk="id", replace=True)
@@ -178,6 +181,7 @@ class Index:
                                   pk="name", replace=True)
         db.conn.commit()
         db.close()
+        fsync_path(tmp)
         for suffix in ("-wal", "-shm", "-journal"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         tmp.replace(self.path)
