@@ -74,7 +74,7 @@ class GCC(Toolchain):
         Asked of the compiler (``-###``) once per host: cached by the compiler's stat and the
         CPU's model and features, which differ between the nodes of a mixed cluster.
         """
-        memo = (self.command, native)
+        memo = (self.command, native, self.probe_dir)
         if memo not in _native_memo:
             cpu = cpu_descriptor()
             fingerprint = (stat_fingerprint(self.path, *self.command, *native, cpu)
