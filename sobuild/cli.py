@@ -161,6 +161,11 @@ def print_fields(title: str, fields: Sequence[tuple[str, str]]) -> None:
         print(f"{name.ljust(width)}  {value}")
 
 
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 entry``, ``3 entries``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _ago(when: float, now: float) -> str:
     seconds = max(0.0, now - when)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -272,8 +277,9 @@ def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,
     c = s["codegen"]
     print_fields("sobuild cache", [
         ("cache directory", s["cache_dir"]),
-        ("entries", f"{s['entries']} ({s['shared_objects']} shared objects holding "
-                    f"{s['kernels']} kernels, {s['data_entries']} data entries)"),
+        ("entries", f"{s['entries']} ({_n(s['shared_objects'], 'shared object')} holding "
+                    f"{_n(s['kernels'], 'kernel')}, "
+                    f"{_n(s['data_entries'], 'data entry', 'data entries')})"),
         ("size", f"{format_size(s['bytes'])} of {format_size(s['max_size'])} "
                  "(SOBUILD_MAX_SIZE)"),
         ("hits", str(s["hits"])),
@@ -335,8 +341,9 @@ def prune(cache_dir: CacheDirOption = None,
         print_table(f"{verb}:", ["entry", "kind", "size", "last used", "reason"],
                     [[v.id, v.kind, format_size(v.bytes), _ago(v.last_use, now), v.reason]
                      for v in result.victims], numeric={"size"})
-    temp = f"; {result.temp_removed} orphaned temp entries removed" if result.temp_removed else ""
-    print(f"{verb} {len(result.victims)} entries, freeing {format_size(result.freed)}: "
+    temp = (f"; {_n(result.temp_removed, 'leftover')} of crashed processes removed"
+            if result.temp_removed else "")
+    print(f"{verb} {_n(len(result.victims), 'entry', 'entries')}, freeing {format_size(result.freed)}: "
           f"{format_size(result.before)} -> {format_size(result.after)}{temp}")
 
 
@@ -495,15 +502,16 @@ def verify(cache_dir: CacheDirOption = None,
     if _missing(layout):
         return
     report = verify_cache(layout)
-    print(f"checked {report.artifacts} shared objects, {report.kernels} kernel keys, "
-          f"{report.data} data entries in {layout.root}")
+    print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
+          f"{_n(report.data, 'data entry', 'data entries')} in {layout.root}")
     if report.problems:
         print_table(f"{len(report.problems)} problem(s)", ["problem", "where", "detail"],
                     [[p.kind, relative(layout, p.path), p.detail] for p in report.problems])
     if repair:
         done = repair_cache(layout, report)
-        print(f"repaired: removed {done['removed']} broken entries; the index was rebuilt "
-              f"from the files ({done['artifacts']} entries, {done['keys']} kernel keys)")
+        print(f"repaired: removed {_n(done['removed'], 'broken entry', 'broken entries')}; the "
+              f"index was rebuilt from the files ({_n(done['artifacts'], 'entry', 'entries')}, "
+              f"{_n(done['keys'], 'kernel key')})")
         return
     if report.problems:
         raise fail(f"{len(report.problems)} problem(s) found: `sobuild verify --repair` removes "
@@ -525,9 +533,11 @@ def clear(cache_dir: CacheDirOption = None,
         raise fail("nothing removed (answer y, or pass --yes)")
     before = sum(r["bytes"] for r in read_index(layout)[0])
     counts = remove_all(layout)
-    print(f"removed {counts['shared_objects']} shared objects, {counts['kernels']} kernel keys, "
-          f"{counts['data']} data entries and {counts['failed']} failed builds from "
-          f"{layout.root}, freeing {format_size(before)}")
+    print(f"removed {_n(counts['shared_objects'], 'shared object')}, "
+          f"{_n(counts['kernels'], 'kernel key')}, "
+          f"{_n(counts['data'], 'data entry', 'data entries')} and "
+          f"{_n(counts['failed'], 'failed build')} from {layout.root}, "
+          f"freeing {format_size(before)}")
 
 
 def main() -> None:

@@ -88,8 +88,10 @@ def verify(layout: Layout) -> Report:
     report = Report()
     problems = report.problems
     sound: set[str] = set()
+    on_disk: set[str] = set()
     for directory in layout.iter_artifact_dirs():
         report.artifacts += 1
+        on_disk.add(directory.name)
         digest = _check_artifact(directory, problems)
         if digest:
             sound.add(digest)
@@ -111,6 +113,7 @@ def verify(layout: Layout) -> Report:
     data: set[str] = set()
     for path in layout.iter_data_files():
         report.data += 1
+        on_disk.add(path.name)
         try:
             decode(path.read_bytes())
         except (OSError, CorruptEntryError) as exc:
@@ -119,14 +122,16 @@ def verify(layout: Layout) -> Report:
         data.add(path.name)
     for orphan, size in find_leftovers(layout):
         problems.append(Problem("orphan temp", orphan, f"left by a crashed process ({size} bytes)"))
-    problems.extend(_check_index(layout, sound | data, keys))
+    problems.extend(_check_index(layout, on_disk, sound | data, keys))
     return report
 
 
-def _check_index(layout: Layout, entries: set[str], keys: dict[str, str]) -> list[Problem]:
+def _check_index(layout: Layout, on_disk: set[str], entries: set[str], keys: dict[str, str]
+                 ) -> list[Problem]:
+    """Sound ``entries`` missing from the index; indexed entries not ``on_disk`` at all."""
     if not layout.index.exists():
         return [Problem("index missing", None, "index.sqlite does not exist")] \
-            if entries or keys else []
+            if on_disk or keys else []
     index = Index(layout)
     try:
         check = index.query("PRAGMA quick_check")[0][0]
@@ -140,9 +145,9 @@ def _check_index(layout: Layout, entries: set[str], keys: dict[str, str]) -> lis
     if entries - indexed:
         problems.append(Problem("index incomplete", None,
                                 f"{len(entries - indexed)} entries on disk are not indexed"))
-    if indexed - entries:
+    if indexed - on_disk:
         problems.append(Problem("index stale", None,
-                                f"{len(indexed - entries)} indexed entries are not on disk"))
+                                f"{len(indexed - on_disk)} indexed entries are not on disk"))
     unindexed_keys = sum(1 for k, a in keys.items() if indexed_keys.get(k) != a)
     if unindexed_keys:
         problems.append(Problem("index incomplete", None,
