@@ -224,11 +224,32 @@ print(json.dumps({"import": t1 - t0, "all": sum(per), "per": per}))
 
 
 FIRST_CDEF = r"""
-import json, time, cffi
+import json, time
 t = time.perf_counter()
-cffi.FFI().cdef("void* sobuild_lookup(const char* key);")
+import cffi
+ffi = cffi.FFI()
+ffi.cdef("void* sobuild_lookup(const char* key);")
+ffi.typeof("void(*)(double* v, double* w, int32_t n)")
 print(json.dumps({"cdef": time.perf_counter() - t}))
 """
+OUT_OF_LINE = r"""
+import json, sys, time
+t = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from _bench_ffi import ffi
+ffi.typeof("void(*)(double* v, double* w, int32_t n)")
+print(json.dumps({"cdef": time.perf_counter() - t}))
+"""
+
+
+def out_of_line_ffi(directory: Path) -> None:
+    """cffi's out-of-line ABI mode: the cdef parsed now, into a module that needs no pycparser."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef("void* sobuild_lookup(const char* key);")
+    ffi.set_source("_bench_ffi", None)
+    ffi.compile(tmpdir=str(directory))
 
 
 def run_json(argv: list[str], env: dict | None = None) -> dict:
@@ -272,6 +293,7 @@ def call_overheads(kernel, cython_module, number: int) -> dict[str, float]:
     v, w = np.zeros(1), np.zeros(1)
     pv, pw = ffi.cast("double*", v.ctypes.data), ffi.cast("double*", w.ctypes.data)
     func = kernel.func
+    double_p = ffi.typeof("double*")
 
     def python_function(a, b, n):
         return None
@@ -281,6 +303,8 @@ def call_overheads(kernel, cython_module, number: int) -> dict[str, float]:
         "Kernel.func(pv, pw, 1), pointers cast once": lambda: func(pv, pw, 1),
         "Kernel.func(cast(v.ctypes.data), ...) each call": lambda: func(
             ffi.cast("double*", v.ctypes.data), ffi.cast("double*", w.ctypes.data), 1),
+        "Kernel.func(from_buffer(v), ...) each call": lambda: func(
+            ffi.from_buffer(double_p, v), ffi.from_buffer(double_p, w), 1),
         "plain Python function (baseline)": lambda: python_function(v, w, 1),
     }
     if cython_module is not None:
@@ -300,7 +324,7 @@ def row(label: str, seconds: float, ref: float | None = None, ref2: float | None
     scale = {"s": 1, "ms": 1e3, "us": 1e6}[unit]
     ratio = f"{seconds / ref:8.2f}x" if ref else " " * 9
     ratio2 = f"{seconds / ref2:8.2f}x" if ref2 else " " * 9
-    return f"  {label:<58} {seconds * scale:10.3f} {unit:<2} {ratio} {ratio2}"
+    return f"  {label:<64} {seconds * scale:10.3f} {unit:<2} {ratio} {ratio2}"
 
 
 def main() -> None:
@@ -362,6 +386,9 @@ def main() -> None:
                for m in ("sobuild", "cffi", "numpy", "xxhash", "platformdirs")}
     bare = median([_bare_python() for _ in range(3)])
     first_cdef = median([run_json([sys.executable, "-c", FIRST_CDEF])["cdef"] for _ in range(3)])
+    out_of_line_ffi(work)
+    ool = median([run_json([sys.executable, "-c", OUT_OF_LINE, str(work)])["cdef"]
+                  for _ in range(3)])
     cython_warm = None
     if args.cython:
         n = min(args.cython, len(sources))
@@ -380,8 +407,8 @@ def main() -> None:
     calls = call_overheads(kernel, cython_mod, args.calls)
 
     n = len(sources)
-    print(f"\n{'':<60} {'figure':>13} {'ratio':>9} {'ratio':>9}")
-    print("(a) cold build, 20 kernels                                    vs (a) batch  vs cython")
+    print(f"\n{'':<66} {'figure':>13} {'ratio':>9} {'ratio':>9}")
+    print(f"{f'(a), (b) cold build, {n} kernels':<62}vs (a) batch  vs cython")
     print(row("sobuild, one batch (one ninja run)", cold_m["batch"], cold_m["batch"], cython_cold))
     print(row("sobuild, one batch per kernel (20 ninja runs)", cold_m["per_kernel"],
               cold_m["batch"], cython_cold))
@@ -392,7 +419,7 @@ def main() -> None:
     if cython_cold:
         print(row(f"Brian2 cython, one extension per kernel (x{n} from {args.cython})",
                   cython_cold, cold_m["batch"], cython_cold))
-    print("(c) warm process: cache hit, digest check, dlopen, bind       vs per kernel vs cython")
+    print(f"{'(c) warm process: cache hit, digest check, dlopen, bind':<62}vs per kernel vs cython")
     print(row(f"Cache() to all {n} kernels loaded (one load() each)", warm["all"], unit="ms"))
     print(row("  per kernel, first (cffi types, first dlopen)", first, rest, unit="ms"))
     print(row("  per kernel, the others", rest, rest,
@@ -406,7 +433,9 @@ def main() -> None:
     print(row("index write at exit (flush)", warm["flush"], unit="ms"))
     print(row("import sobuild (measured in the process)", warm["import"], unit="ms"))
     print(row("python -X importtime: import sobuild (cumulative)", imports["sobuild"], unit="ms"))
-    print(row("  of which: cffi's first cdef (pycparser), in a fresh process", first_cdef,
+    print(row("  of which: import cffi, cdef, typeof (pycparser), fresh process", first_cdef,
+              first_cdef, unit="ms"))
+    print(row("  the same with cffi's out-of-line ABI module (no pycparser)", ool, first_cdef,
               unit="ms"))
     for m in ("cffi", "xxhash", "platformdirs", "numpy"):
         print(row(f"  for scale, alone: import {m}", imports[m], unit="ms"))
@@ -416,7 +445,7 @@ def main() -> None:
                   unit="ms"))
     base = calls["plain Python function (baseline)"]
     ref = calls.get("Cython def f(double[::1] v, ...)")
-    print("(d) one call, n = 1                                           vs Python     vs cython")
+    print(f"{'(d) one call, n = 1':<62}vs Python     vs cython")
     for name, seconds in calls.items():
         print(row(name, seconds, base, ref, unit="us"))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
