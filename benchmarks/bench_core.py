@@ -407,8 +407,8 @@ def main() -> None:
     calls = call_overheads(kernel, cython_mod, args.calls)
 
     n = len(sources)
-    print(f"\n{'':<66} {'figure':>13} {'ratio':>9} {'ratio':>9}")
-    print(f"{f'(a), (b) cold build, {n} kernels':<62}vs (a) batch  vs cython")
+    print()
+    print(f"(a), (b) cold build, {n} kernels (ratios: to (a), to Brian2 cython)")
     print(row("sobuild, one batch (one ninja run)", cold_m["batch"], cold_m["batch"], cython_cold))
     print(row("sobuild, one batch per kernel (20 ninja runs)", cold_m["per_kernel"],
               cold_m["batch"], cython_cold))
@@ -419,7 +419,8 @@ def main() -> None:
     if cython_cold:
         print(row(f"Brian2 cython, one extension per kernel (x{n} from {args.cython})",
                   cython_cold, cold_m["batch"], cython_cold))
-    print(f"{'(c) warm process: cache hit, digest check, dlopen, bind':<62}vs per kernel vs cython")
+    print("(c) warm process: cache hit, digest check, dlopen, bind (ratios: to one kernel, "
+          "to Brian2 cython)")
     print(row(f"Cache() to all {n} kernels loaded (one load() each)", warm["all"], unit="ms"))
     print(row("  per kernel, first (cffi types, first dlopen)", first, rest, unit="ms"))
     print(row("  per kernel, the others", rest, rest,
@@ -445,7 +446,7 @@ def main() -> None:
                   unit="ms"))
     base = calls["plain Python function (baseline)"]
     ref = calls.get("Cython def f(double[::1] v, ...)")
-    print(f"{'(d) one call, n = 1':<62}vs Python     vs cython")
+    print("(d) one call, n = 1 (ratios: to a plain Python call, to a Cython call)")
     for name, seconds in calls.items():
         print(row(name, seconds, base, ref, unit="us"))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
