@@ -386,7 +386,10 @@ def _with_progress(job: Callable[[Callable[[int, int], None]], Any]) -> Any:
     err = _console(stderr=True)
     if not err.is_terminal:
         def lines(done: int, total: int) -> None:
-            print(f"built {done}/{total} translation units", file=sys.stderr)
+            if done == 0:
+                print(f"building {total} translation unit(s)", file=sys.stderr)
+            else:
+                print(f"built {done}/{total}", file=sys.stderr)
 
         return job(lines)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -396,9 +399,9 @@ def _with_progress(job: Callable[[Callable[[int, int], None]], Any]) -> Any:
         state: dict[str, Any] = {"task": None, "builds": 0}
 
         def update(done: int, total: int) -> None:
-            if state["task"] is None or done == 1:
+            if state["task"] is None or done == 0:
                 state["builds"] += 1
-                state["task"] = bar.add_task(f"build {state['builds']}", total=total)
+                state["task"] = bar.add_task(f"build {state['builds']}: compiling", total=total)
             bar.update(state["task"], completed=done, total=total)
 
         return job(update)

@@ -124,6 +124,8 @@ def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: 
     """Build every unit in one ninja run (``-k 0``: a failing unit stops none of the others)."""
     write_build_file(units, build_dir, toolchain)
     env = {**os.environ, **dict(toolchain.environment)}
+    if progress is not None:
+        progress(0, len(units))
     proc = _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))], build_dir, env,
                       progress)
     times = read_ninja_log(build_dir)
