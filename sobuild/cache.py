@@ -9,6 +9,7 @@ run, published atomically, and then loaded like hits.
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import os
 import shutil
@@ -18,13 +19,12 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
 
-from .build.ninja import Unit, UnitResult, build_units
-from .build.translation_unit import kernel_filename, partition, render
 from .config import Settings
-from .errors import BuildError, BuildFailure, CacheDirectoryError, UntrustedEntryError
+from .errors import BuildError, BuildFailure, CacheDirectoryError
 from .keys import ABI_VERSION, check_key, kernel_key
 from .loader.cffi_loader import Kernel, load_kernel
 from .spec import KernelSpec
@@ -39,9 +39,12 @@ from .store.publish import (
     remove_tree,
     write_file_atomic,
 )
-from .store.trust import check_trusted, group_tier
+from .store.trust import group_tier, open_trusted, private_temp_dir, publish_modes
 from .toolchains.base import Toolchain
 from .toolchains.detect import detect
+
+if TYPE_CHECKING:
+    from .build.ninja import Progress, UnitResult
 
 LIBRARY_STEM = "lib"
 
@@ -78,19 +81,20 @@ def _usable_directory(root: Path) -> bool:
 class Cache:
     """A content-addressed store of compiled kernels (``path``: the cache directory)."""
 
+    #: Called with (units finished, units in the build) while a batch builds (`sobuild prebuild`).
+    progress: Progress | None = None
+
     def __init__(self, path: str | os.PathLike | None = None, *,
                  shared_dir: str | os.PathLike | None = None,
                  toolchain: Toolchain | None = None, jobs: int | None = None):
         settings = Settings.from_env(path)
         root = settings.cache_dir
         if not _usable_directory(root):
-            user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-            fallback = Path(tempfile.gettempdir()) / f"sobuild-{user}"
+            fallback = private_temp_dir()
             warnings.warn(f"sobuild: the cache directory {root} is not writable; using a private "
                           f"temporary cache at {fallback} for this process. Set SOBUILD_CACHE_DIR "
                           "to a writable directory to keep kernels across runs.",
                           RuntimeWarning, stacklevel=2)
-            fallback.mkdir(mode=0o700, exist_ok=True)
             if not _usable_directory(fallback):
                 raise CacheDirectoryError(f"neither {root} nor {fallback} can be written: set "
                                           "SOBUILD_CACHE_DIR to a writable directory")
@@ -98,6 +102,7 @@ class Cache:
         self.settings = settings
         self.layout = Layout(root)
         self.local = Tier(self.layout, True, group_tier(root, settings.trust_group))
+        self._file_mode, self._dir_mode = publish_modes(self.local.trusted_gid)
         shared = shared_dir if shared_dir is not None else settings.shared_dir
         self.tiers = [self.local]
         if shared:
@@ -189,12 +194,8 @@ class Cache:
             return None
         library = directory / f"{LIBRARY_STEM}{self.toolchain.suffix}"
         try:
-            with open(library, "rb") as f:
-                check_trusted(library, os.fstat(f.fileno()), tier.trusted_gid)
-                check_trusted(directory, directory.stat(), tier.trusted_gid)
+            with open_trusted(tier.layout.root, library, tier.trusted_gid) as f:
                 content = f.read()
-        except UntrustedEntryError:
-            raise
         except OSError:
             return None
         if xxhash.xxh3_128_hexdigest(content) != digest:
@@ -203,8 +204,7 @@ class Cache:
                           "set aside and rebuilt.", RuntimeWarning, stacklevel=4)
             if tier.writable:
                 self._discard(directory)
-            self._artifacts[memo] = None
-            return None
+            return None  # not remembered: a rebuild may publish the same digest again
         found = self._artifacts[memo] = Found(library, digest, tier)
         return found
 
@@ -254,6 +254,9 @@ class Cache:
 
     def _build_and_publish(self, items: dict[str, KernelSpec]
                            ) -> tuple[dict[str, Found], list[BuildFailure]]:
+        from .build.ninja import Unit, build_units  # the warm path never needs them
+        from .build.translation_unit import partition, render
+
         toolchain = self.toolchain
         found: dict[str, Found] = {}
         failures: list[BuildFailure] = []
@@ -265,7 +268,7 @@ class Cache:
             kernels = list(items.items())
             units = [Unit(f"unit{i}", group, render(group, toolchain))
                      for i, group in enumerate(partition(kernels, self.jobs))]
-            results = build_units(units, build_dir, toolchain, self.jobs)
+            results = build_units(units, build_dir, toolchain, self.jobs, self.progress)
             retry = []
             for result in results:
                 if result.ok:
@@ -279,7 +282,7 @@ class Cache:
                 solo_dir.mkdir()
                 units = [Unit(f"solo{i}", [kv], render([kv], toolchain))
                          for i, kv in enumerate(retry)]
-                for result in build_units(units, solo_dir, toolchain, self.jobs):
+                for result in build_units(units, solo_dir, toolchain, self.jobs, self.progress):
                     if result.ok:
                         found.update(self._publish(result))
                     else:
@@ -293,6 +296,8 @@ class Cache:
 
     def _publish(self, result: UnitResult) -> dict[str, Found]:
         """Publish one built unit as an artifact, then its kernel keys."""
+        from .build.translation_unit import kernel_filename
+
         toolchain = self.toolchain
         unit = result.unit
         content = result.output.read_bytes()
@@ -321,13 +326,14 @@ class Cache:
             (staged / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
             size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
             final = self.layout.artifact_dir(digest)
-            publish_dir(staged, final)
+            publish_dir(staged, final, self._file_mode, self._dir_mode)
         finally:
             if staged.exists():
                 remove_tree(staged)
         pointer = json.dumps({"artifact": digest}).encode()
         for key, _ in unit.kernels:
-            write_file_atomic(self.layout.kernel_file(key), pointer, self.layout.tmp)
+            write_file_atomic(self.layout.kernel_file(key), pointer, self.layout.tmp,
+                              self._file_mode)
             self._pending.keys[key] = digest
         self._pending.artifacts.append({
             "id": digest, "kind": "shared_object", "namespace": spec.namespace,
@@ -343,19 +349,29 @@ class Cache:
 
     def _keep_failure(self, result: UnitResult) -> BuildFailure:
         """Keep the source and log of a kernel that did not compile, under failed/<key>/."""
+        from .build.translation_unit import kernel_filename
+
+        if "No space left on device" in result.log:  # the disk failed, not the kernel
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.layout.root))
         (key, spec), = result.unit.kernels
-        directory = self.layout.failed_dir(key)
-        directory.mkdir(parents=True, exist_ok=True)
-        source = directory / kernel_filename(key)
-        source.write_text(spec.source)
-        for name, text in spec.headers.items():
-            header = directory / name
-            header.parent.mkdir(parents=True, exist_ok=True)
-            header.write_text(text)
-        (directory / "unit.cpp").write_text(result.unit.source)
-        log = directory / "build.log"
-        log.write_text(result.log)
-        return BuildFailure(key, str(source), str(log),
+        staged = make_temp_dir(self.layout.tmp, "failed")  # renamed into place when whole
+        try:
+            (staged / kernel_filename(key)).write_text(spec.source)
+            for name, text in spec.headers.items():
+                header = staged / name
+                header.parent.mkdir(parents=True, exist_ok=True)
+                header.write_text(text)
+            (staged / "unit.cpp").write_text(result.unit.source)
+            (staged / "build.log").write_text(result.log)
+            os.chmod(staged, self._dir_mode)
+            directory = self.layout.failed_dir(key)
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            remove_tree(directory)  # an earlier failure of the same kernel
+            os.rename(staged, directory)
+        finally:
+            remove_tree(staged)
+        return BuildFailure(key, str(directory / kernel_filename(key)),
+                            str(directory / "build.log"),
                             self.toolchain.first_error_lines(result.log))
 
     # -- data entries ---------------------------------------------------------------------
@@ -366,8 +382,7 @@ class Cache:
         for tier in self.tiers:
             path = tier.layout.data_file(key)
             try:
-                with open(path, "rb") as f:
-                    check_trusted(path, os.fstat(f.fileno()), tier.trusted_gid)
+                with open_trusted(tier.layout.root, path, tier.trusted_gid) as f:
                     blob = f.read()
             except OSError:
                 continue
@@ -392,7 +407,7 @@ class Cache:
         blob = data_entries.encode(payload, namespace, seconds)
         try:
             created = write_file_atomic(self.layout.data_file(key), blob, self.layout.tmp,
-                                        overwrite=False)
+                                        self._file_mode, overwrite=False)
         except OSError as exc:
             raise explain_os_error(exc, self.layout.root) from exc
         if created:
@@ -412,4 +427,9 @@ class Cache:
         """Write what this process recorded to the index, in one transaction."""
         if self._pending:
             batch, self._pending = self._pending, IndexBatch()
-            self.index.write(batch)
+            written = self.index.write(batch)
+            if written and batch.artifacts:
+                from .store.prune import over_limit, start_background
+
+                if over_limit(self.index, self.settings.max_size):
+                    start_background(self.layout)  # detached; one at a time per cache
