@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import sobuild
 from sobuild.store.index import Index
 from sobuild.store.prune import AUTO_TARGET, prune_lock, start_background
@@ -103,6 +105,26 @@ def test_the_runtime_import_path_loads_no_cli_library(cache_dir):
             "c = sobuild.Cache()\n"
             "c.load(sobuild.KernelSpec(source='void run(int32_t n) {}', entry='void run(int32_t n)'))\n"
             "c.flush()\n"
+            "print(sorted({'typer', 'rich', 'sqlite_utils', 'click'} & set(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_build_progress_is_reported_per_batch(cache_dir):
+    """What `sobuild prebuild` draws its bar from: (0, n) when a batch starts, then (i, n)."""
+    calls = []
+    cache = sobuild.Cache(cache_dir, jobs=2)
+    cache.progress = lambda done, total: calls.append((done, total))
+    cache.load_many([kernel_spec(i) for i in (30, 31, 32, 33)])
+    assert calls[0] == (0, 2) and sorted(calls[1:]) == [(1, 2), (2, 2)]
+    calls.clear()
+    cache.load_many([kernel_spec(30)])  # a hit: nothing built, nothing reported
+    assert calls == []
+
+
+def test_the_brian_adapter_loads_no_cli_library():
+    pytest.importorskip("brian2")
+    code = ("import sys, sobuild.brian_adapter\n"
             "print(sorted({'typer', 'rich', 'sqlite_utils', 'click'} & set(sys.modules)))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
