@@ -22,9 +22,10 @@ from brian2.core.base import BrianObjectException
 from brian2.core.preferences import prefs
 from brian2.utils.stringtools import get_identifiers
 
+from ..config import Settings
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
-from . import batch, random_numbers
+from . import batch, clear, random_numbers
 from .arguments import FIRST_SLOT, build_arguments
 from .prefs import get_cache
 
@@ -33,6 +34,7 @@ __all__ = ["SoBuildCodeObject", "brian_headers", "load_kernels"]
 BLOCKS = ("before_run", "run", "after_run")
 ENTRY = "int run(void* const* _args)"
 ARGUMENTS_PLACEHOLDER = "%SOBUILD_ARGUMENTS%"
+INCLUDES_PLACEHOLDER = "%SOBUILD_INCLUDES%"
 ERROR_BUFFER_SIZE = 1024  # sobuild_brian::ERROR_BUFFER_SIZE
 INDEX_ERROR = 1
 
@@ -40,6 +42,7 @@ _BRIAN_DIR = Path(brian2.__file__).parent
 _TEMPLATES_DIR = Path(__file__).parent / "templates"
 _HEADER_FILES = {
     "sobuild_brian.h": _TEMPLATES_DIR / "sobuild_brian.h",
+    "sobuild_dynamic_array.h": _TEMPLATES_DIR / "sobuild_dynamic_array.h",
     "brianlib/dynamic_array.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/dynamic_array.h",
     "brianlib/common_math.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/common_math.h",
     "stdint_compat.h": _BRIAN_DIR / "synapses/stdint_compat.h",
@@ -54,6 +57,16 @@ def brian_headers() -> dict[str, str]:
     if _headers is None:
         _headers = {name: path.read_text() for name, path in _HEADER_FILES.items()}
     return _headers
+
+
+def _includes(declarations: str) -> str:
+    """The headers the argument declarations need (only those: parsing costs build time)."""
+    lines = []
+    if "DynamicArray" in declarations:
+        lines.append('#include "sobuild_dynamic_array.h"')
+    if "CSpikeQueue" in declarations:
+        lines.append('#include "spikequeue.h"')
+    return "\n".join(lines)
 
 
 def _output_size(codeobj) -> int:
@@ -103,9 +116,12 @@ class SoBuildCodeObject(CodeObject):
                 identifiers |= get_identifiers(text)
         self.arguments = build_arguments(self, identifiers)
         declarations = self.arguments.source()
+        includes = _includes(declarations)
         #: The C++ source of each block's kernel (None: nothing to run).
-        self.sources = {block: text.replace(ARGUMENTS_PLACEHOLDER, declarations)
-                        if text else None for block, text in blocks.items()}
+        self.sources = {
+            block: text.replace(ARGUMENTS_PLACEHOLDER, declarations)
+            .replace(INCLUDES_PLACEHOLDER, includes) if text else None
+            for block, text in blocks.items()}
         self.specs: dict[str, KernelSpec] = {}
         self._funcs: dict | None = None
         self._run_func = None
@@ -224,7 +240,9 @@ class SoBuildCodeObject(CodeObject):
 def load_kernels(objects: list[SoBuildCodeObject]) -> None:
     """Build (one batch) and load the kernels of ``objects``, and bind them."""
     specs = [(obj, block, spec) for obj in objects for block, spec in obj.specs.items()]
-    kernels = get_cache().load_many([spec for _, _, spec in specs]) if specs else []
+    cache = get_cache()
+    clear.register(cache.root)
+    kernels = cache.load_many([spec for _, _, spec in specs]) if specs else []
     funcs: dict[int, dict] = {id(obj): {} for obj in objects}
     for (obj, block, _), kernel in zip(specs, kernels):
         funcs[id(obj)][block] = kernel.func
@@ -235,3 +253,5 @@ def load_kernels(objects: list[SoBuildCodeObject]) -> None:
 random_numbers.register(SoBuildCodeObject)
 codegen_targets.add(SoBuildCodeObject)
 batch.install()
+clear.install()
+clear.register(Settings.from_env(prefs["codegen.runtime.sobuild.cache_dir"]).cache_dir)

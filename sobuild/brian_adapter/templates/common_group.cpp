@@ -1,8 +1,12 @@
 {# The base of sobuild's C++ runtime templates (Brian2's cython_rt structure, in C++).
-   Each block is one kernel `int run(void* const* _args)`; %SOBUILD_ARGUMENTS% is
-   replaced by the code object with the lines that bind its argument block. #}
+   Each block is one kernel `int run(void* const* _args)`; the code object replaces
+   %SOBUILD_ARGUMENTS% with the lines that bind its argument block and
+   %SOBUILD_INCLUDES% with the headers these need. #}
 {% macro kernel_head() %}
 #include "sobuild_brian.h"
+%SOBUILD_INCLUDES%
+{% block extra_headers %}
+{% endblock %}
 
 // support code
 {{ support_code_lines | autoindent }}

@@ -12,27 +12,17 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <climits>
-#include <map>
-#include <set>
-#include <stdexcept>
-#include <string>
-#include <utility>
-#include <vector>
+#include <cstdlib>
+#include <exception>
+#include <new>
 
 #include "brianlib/common_math.h"
 #include "stdint_compat.h"
-// g++ 12 reports a spurious -Wstringop-overflow inside DynamicArray1D::resize.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-#endif
-#include "brianlib/dynamic_array.h"
-#include "spikequeue.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+// Kept lean: header parsing dominates the build of small kernels. Templates that need
+// more include it themselves (sobuild_dynamic_array.h, spikequeue.h, <set>, <map>).
+
+// Generated code calls abs() unqualified on floating-point values too.
+using std::abs;
 
 namespace sobuild_brian {
 
@@ -49,18 +39,25 @@ struct bitgen_t {
     uint64_t (*next_raw)(void* st);
 };
 
-class index_error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
+// An error a kernel reports to Python (thrown by value, caught in run()).
+struct error {
+    int code;
+    char message[ERROR_BUFFER_SIZE];
 };
 
-inline std::string format(const char* fmt, ...) {
-    char text[ERROR_BUFFER_SIZE];
+inline error make_error(int code, const char* fmt, va_list ap) {
+    error e;
+    e.code = code;
+    std::vsnprintf(e.message, sizeof e.message, fmt, ap);
+    return e;
+}
+
+inline error index_error(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(text, sizeof text, fmt, ap);
+    error e = make_error(INDEX_ERROR, fmt, ap);
     va_end(ap);
-    return std::string(text);
+    return e;
 }
 
 inline int report(void* buffer, const char* message, int code) {
@@ -96,8 +93,8 @@ inline void fill_normal(uint64_t generator, double* buffer, int n) {
 }  // namespace sobuild_brian
 
 #define SOBUILD_CATCH \
-    catch (const sobuild_brian::index_error& _e) { \
-        return sobuild_brian::report(_args[0], _e.what(), sobuild_brian::INDEX_ERROR); \
+    catch (const sobuild_brian::error& _e) { \
+        return sobuild_brian::report(_args[0], _e.message, _e.code); \
     } catch (const std::exception& _e) { \
         return sobuild_brian::report(_args[0], _e.what(), sobuild_brian::RUNTIME_ERROR); \
     }

@@ -4,6 +4,12 @@
 {# ITERATE_ALL { _idx } #}
 {% extends 'common_group.cpp' %}
 
+{% block extra_headers %}
+#include <map>
+#include <set>
+#include <vector>
+{% endblock %}
+
 {% block maincode %}
     {# For a connect call j='k+i for k in range(0, N_post, 2) if k+i < N_post'
        "j" is the "result index" (and "_post_idx" the "result index array", etc.),
@@ -79,17 +85,17 @@
             {% if skip_if_invalid %}
             _uiter_size = _n_total;
             {% else %}
-            throw sobuild_brian::index_error(sobuild_brian::format(
+            throw sobuild_brian::index_error(
                 "Requested sample size %ld is bigger than the population size %d.",
-                _uiter_size, _n_total));
+                _uiter_size, _n_total);
             {% endif %}
         } else if (_uiter_size < 0)
         {
             {% if skip_if_invalid %}
             continue;
             {% else %}
-            throw sobuild_brian::index_error(sobuild_brian::format(
-                "Requested sample size %ld is negative.", _uiter_size));
+            throw sobuild_brian::index_error(
+                "Requested sample size %ld is negative.", _uiter_size);
             {% endif %}
         } else if (_uiter_size == 0)
             continue;
@@ -168,9 +174,9 @@
                     {% if skip_if_invalid %}
                     continue;
                     {% else %}
-                    throw sobuild_brian::index_error(sobuild_brian::format(
+                    throw sobuild_brian::index_error(
                         "index {{ result_index }}=%ld outside allowed range from 0 to %ld",
-                        _{{ result_index }}, (long)_{{ result_index_size }} - 1));
+                        _{{ result_index }}, (long)_{{ result_index_size }} - 1);
                     {% endif %}
                 }
                 {% endif %}
@@ -188,9 +194,9 @@
                 {% if skip_if_invalid %}
                 continue;
                 {% else %}
-                throw sobuild_brian::index_error(sobuild_brian::format(
+                throw sobuild_brian::index_error(
                     "index {{ result_index }}=%ld outside allowed range from 0 to %ld",
-                    _{{ result_index }}, (long)_{{ result_index_size }} - 1));
+                    _{{ result_index }}, (long)_{{ result_index_size }} - 1);
                 {% endif %}
             }
             {% endif %}
