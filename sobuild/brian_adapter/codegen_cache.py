@@ -327,7 +327,10 @@ class PersistentFunction:
             return self.func(*args, **kwds)
         try:
             key = self.key(args, kwds)
-        except (NoCanonicalForm, RecursionError):
+        except Exception as exc:  # noqa: BLE001 -- no key, for whatever reason: run uncached
+            if not isinstance(exc, (NoCanonicalForm, RecursionError)):
+                _warn_once("key", f"no key for a call of {self.name} ({exc!r}); it runs "
+                           "uncached.")
             cache.count("data_bypasses")
             return self.func(*args, **kwds)
         found = self._load(cache, key)

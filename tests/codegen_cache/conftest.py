@@ -38,6 +38,7 @@ def codegen(cache_dir):
     from sobuild.brian_adapter import codegen_cache
 
     BrianLogger.suppress_name("unused_brian_object")  # the tests' groups are never run
+    codegen_cache._warned.clear()  # each test sees its own once-only warnings
 
     saved = {name: prefs[name] for name in ("codegen.runtime.sobuild.cache_dir",
                                             "codegen.runtime.sobuild.codegen_cache")}
