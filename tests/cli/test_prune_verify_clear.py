@@ -172,3 +172,42 @@ def test_clear_removes_every_entry_and_keeps_counters(filled, sobuild_cli):
     cache.load(filled.specs[0])
     cache.flush()
     assert sobuild_cli("clear", "-y").exit_code == 0
+
+
+READER = """
+import sys, time, numpy as np, sobuild
+cache = sobuild.Cache(sys.argv[1], jobs=1)
+specs = [sobuild.KernelSpec(source=f"void run(double* v, int32_t n) {{ v[0] += {i}; }}",
+                            entry="void run(double* v, int32_t n)") for i in range(4)]
+v = np.zeros(1)
+loops, end = 0, time.time() + float(sys.argv[2])
+while time.time() < end:
+    for kernel in cache.load_many(specs):
+        kernel(v, 1)
+    cache.flush()
+    loops += 1
+print(loops, v[0])
+"""
+
+
+def test_prune_while_another_process_loads(cache_dir, sobuild_process):
+    """Evicting entries under a process that keeps loading them: it never sees half of one."""
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(cache_dir), "8"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    removed = 0
+    try:
+        deadline = time.time() + 6
+        while time.time() < deadline:
+            out = sobuild_process("prune", "--max-size", "1", "--json")
+            if out.exit_code == 0:  # the cache exists once the reader has built
+                removed += len(json.loads(out.stdout)["removed"])
+            time.sleep(0.2)
+    finally:
+        stdout, stderr = reader.communicate(timeout=300)
+    assert reader.returncode == 0, stderr
+    loops, total = stdout.split()
+    assert float(total) == int(loops) * (0 + 1 + 2 + 3)  # every call of every loop ran
+    assert removed > 0
