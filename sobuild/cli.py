@@ -358,12 +358,13 @@ def prebuild(script: Annotated[Path, typer.Argument(help="The Brian2 script to r
                  "the default one.")] = None,
              target: Annotated[str | None, typer.Option(
                  "--target", help="Force this Brian2 target for every run (default: "
-                 "'sobuild', unless the script chooses another).")] = None,
-             cache_dir: CacheDirOption = None) -> None:
-    """Run a Brian2 script in build-only mode: build every run()'s code, simulate nothing."""
+                 "'sobuild', unless the script chooses another).")] = None) -> None:
+    """Run a Brian2 script in build-only mode: build every run()'s code, simulate nothing.
+
+    The cache is SOBUILD_CACHE_DIR's (or the script's own choice), unless --into says.
+    """
     if not script.is_file():
         raise UsageError(f"{script}: no such script")
-    into = into if into is not None else cache_dir
     from .brian_adapter.prebuild import prebuild as run_prebuild
 
     result = _with_progress(lambda progress: run_prebuild(script, args or [], into=into,
