@@ -20,26 +20,28 @@ pytestmark = pytest.mark.brian
 # Short enough for CI, long enough for thousands of spikes.
 DURATIONS = {"cuba": "200ms", "cobahh": "50ms", "stdp": "2s", "one_neuron": "100ms"}
 MODELS = ["cuba", "cobahh", "stdp"]
+SEED = 21  # the seeded runs of the reproducibility and the statistics tests are shared
 
 
-def references(model: str) -> list:
-    """numpy always; cython in CI for CUBA, marked slow for the others."""
-    marks = () if model in ("cuba", "one_neuron") else (pytest.mark.slow,)
-    return ["numpy", pytest.param("cython", marks=marks)]
-
-
-FIXED_CASES = [
-    pytest.param(model, ref, id=f"{model}-{getattr(ref, 'values', [ref])[0]}")
-    for model in [*MODELS, "one_neuron"]
-    for ref in references(model)
-]
+def cases(models: list[str], cython_in_ci: tuple[str, ...] = ()) -> list:
+    """(model, reference): numpy always, cython marked slow but for ``cython_in_ci``."""
+    return [
+        pytest.param(
+            model,
+            reference,
+            id=f"{model}-{reference}",
+            marks=[pytest.mark.slow] if reference == "cython" and model not in cython_in_ci else [],
+        )
+        for model in models
+        for reference in ("numpy", "cython")
+    ]
 
 
 def relative_difference(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-300)
 
 
-@pytest.mark.parametrize(("model", "reference"), FIXED_CASES)
+@pytest.mark.parametrize(("model", "reference"), cases([*MODELS, "one_neuron"], ("cuba",)))
 def test_fixed_inputs_give_the_references_spikes(run_example, model, reference):
     duration = DURATIONS[model]
     ref = run_example(model, reference, duration, fixed=True)
@@ -59,9 +61,9 @@ def test_fixed_inputs_give_the_references_spikes(run_example, model, reference):
 @pytest.mark.parametrize("model", MODELS)
 def test_seeded_random_run_is_reproducible(run_example, model):
     duration = DURATIONS[model]
-    first = run_example(model, "sobuild", duration, seed=11)
-    again = run_example(model, "sobuild", duration, seed=11, fresh=True)
-    other = run_example(model, "sobuild", duration, seed=12)
+    first = run_example(model, "sobuild", duration, seed=SEED)
+    again = run_example(model, "sobuild", duration, seed=SEED, fresh=True)
+    other = run_example(model, "sobuild", duration, seed=SEED + 1)
 
     np.testing.assert_array_equal(again.spikes(), first.spikes())
     assert again.result["synapses"] == first.result["synapses"]
@@ -77,18 +79,19 @@ EXPECTED_SYNAPSES = {
     "cobahh": [3200 * 4000 * 0.02, 800 * 4000 * 0.02],
     "stdp": [1000],
 }
-RATE_TOLERANCE = {"cuba": 0.10, "cobahh": 0.05, "stdp": 0.03}
+# Against numpy, which draws the same seeded stream in another order (another realisation of
+# the network): the spread between realisations measured here. COBAHH's early rate depends
+# much on its random initial conductances: 27.5-39 Hz over 50 ms for four seeds.
+RATE_TOLERANCE = {"cuba": 0.10, "cobahh": 0.30, "stdp": 0.03}
+# cython draws numpy's stream through the same buffers as sobuild: the same realisation.
+RATE_TOLERANCE_CYTHON = 0.02
 
 
-@pytest.mark.parametrize(
-    ("model", "reference"),
-    [pytest.param(m, r, id=f"{m}-{getattr(r, 'values', [r])[0]}") for m in MODELS
-     for r in references(m)],
-)
+@pytest.mark.parametrize(("model", "reference"), cases(MODELS))
 def test_random_run_is_statistically_the_references(run_example, model, reference):
     duration = DURATIONS[model]
-    ref = run_example(model, reference, duration, seed=21)
-    ours = run_example(model, "sobuild", duration, seed=21)
+    ref = run_example(model, reference, duration, seed=SEED)
+    ours = run_example(model, "sobuild", duration, seed=SEED)
 
     for n_ours, n_ref, expected in zip(
         ours.result["synapses"], ref.result["synapses"], EXPECTED_SYNAPSES[model]
@@ -96,7 +99,8 @@ def test_random_run_is_statistically_the_references(run_example, model, referenc
         assert relative_difference(n_ours, expected) < 0.02, (n_ours, expected)
         assert relative_difference(n_ours, n_ref) < 0.03, (n_ours, n_ref)
     rate, ref_rate = ours.result["rate_hz"], ref.result["rate_hz"]
-    assert relative_difference(rate, ref_rate) < RATE_TOLERANCE[model], (rate, ref_rate)
+    tolerance = RATE_TOLERANCE_CYTHON if reference == "cython" else RATE_TOLERANCE[model]
+    assert relative_difference(rate, ref_rate) < tolerance, (rate, ref_rate)
     if model == "stdp":
         # the input rate is 15 Hz; the weights start uniform in [0, gmax]
         assert abs(rate - 15.0) < 0.5
