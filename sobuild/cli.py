@@ -72,7 +72,10 @@ def handled(command: Callable) -> Callable:
             raise fail(str(exc), 2) from None
         except BrokenPipeError:
             raise
-        except (SobuildError, ValueError, OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise fail(f"the cache's index is unreadable ({exc}): `sobuild verify --repair` "
+                       "rebuilds it from the files", 1) from None
+        except (SobuildError, ValueError, OSError) as exc:
             raise fail(str(exc) or type(exc).__name__, 1) from None
 
     return wrapper

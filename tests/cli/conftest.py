@@ -96,3 +96,10 @@ def filled(cache_dir) -> Filled:
     artifacts = sorted(p.name for p in cache.layout.iter_artifact_dirs())
     keys = [cache.key(s) for s in specs]
     return Filled(cache_dir, specs, artifacts, keys, data_key)
+
+
+def corrupt_index(cache_dir: Path) -> None:
+    """Overwrite the index with garbage (its WAL too: sqlite would rebuild pages from it)."""
+    for suffix in ("-wal", "-shm"):
+        (cache_dir / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    (cache_dir / "index.sqlite").write_bytes(b"this is not a database" * 100)

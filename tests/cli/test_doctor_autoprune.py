@@ -13,7 +13,7 @@ import sobuild
 from sobuild.store.index import Index
 from sobuild.store.prune import AUTO_TARGET, prune_lock, start_background
 
-from .conftest import kernel_spec
+from .conftest import corrupt_index, kernel_spec
 
 
 def test_doctor_on_a_working_machine(filled, sobuild_cli):
@@ -45,7 +45,7 @@ def test_doctor_fails_with_what_to_do(tmp_path, sobuild_cli):
 
 
 def test_doctor_calls_a_corrupt_index_broken(filled, sobuild_cli):
-    (filled.path / "index.sqlite").write_bytes(b"garbage" * 1000)
+    corrupt_index(filled.path)
     out = sobuild_cli("doctor")
     assert out.exit_code == 1 and "sobuild verify --repair" in out.stdout
 

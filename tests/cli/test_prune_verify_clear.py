@@ -12,7 +12,7 @@ import pytest
 import sobuild
 from sobuild.store.index import Index
 
-from .conftest import kernel_spec
+from .conftest import corrupt_index, kernel_spec
 
 
 def _ids(cli) -> set[str]:
@@ -91,6 +91,19 @@ def test_prune_bad_arguments(filled, sobuild_cli, args, message):
     assert _ids(sobuild_cli) == {*filled.artifacts, filled.data_key}
 
 
+def test_prune_with_a_corrupt_index_says_how_to_repair(filled, sobuild_cli):
+    corrupt_index(filled.path)
+    out = sobuild_cli("prune", "--max-size", "1")
+    assert out.exit_code == 1 and out.stderr.count("\n") == 1
+    assert "index is unreadable" in out.stderr and "sobuild verify --repair" in out.stderr
+    assert (filled.path / "artifacts").is_dir() and len(list((filled.path / "artifacts").glob("*/*"))) == 2
+    zero = sobuild_cli("stats", "--zero")
+    assert zero.exit_code == 1 and "sobuild verify --repair" in zero.stderr
+    stats = sobuild_cli("stats", "--json")  # reading falls back to the files, with a warning
+    assert stats.exit_code == 0 and json.loads(stats.stdout)["entries"] == 3
+    assert "verify --repair" in stats.stderr
+
+
 def test_verify_clean_cache(filled, sobuild_cli):
     out = sobuild_cli("verify")
     assert out.exit_code == 0, out.stdout
@@ -137,7 +150,7 @@ def test_verify_finds_and_repair_removes_what_is_broken(filled, sobuild_cli):
 
 def test_verify_repairs_a_lost_or_corrupt_index(filled, sobuild_cli):
     index = filled.path / "index.sqlite"
-    index.write_bytes(b"this is not a database" * 100)
+    corrupt_index(filled.path)
     out = sobuild_cli("verify")
     assert out.exit_code == 1 and "index corrupt" in out.stdout
     assert sobuild_cli("verify", "--repair").exit_code == 0
