@@ -255,6 +255,21 @@ def gather_stats(layout: Layout, max_size: int) -> dict:
 
 # -- commands ---------------------------------------------------------------------------------
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"sobuild {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_print_version, is_eager=True,
+        help="Print sobuild's version and exit.")] = False) -> None:
+    """sobuild: a content-addressed build cache for generated C++ kernels."""
+
+
 @app.command()
 @handled
 def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,

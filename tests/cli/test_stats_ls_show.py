@@ -144,3 +144,16 @@ def test_terminal_output_is_a_rich_table(filled, sobuild_process):
     assert out.exit_code == 0
     assert "┃" in out.stdout or "│" in out.stdout  # drawn by rich
     assert filled.artifacts[0][:12] in out.stdout and filled.artifacts[0] not in out.stdout
+
+
+def test_version_help_and_unknown_commands(sobuild_cli):
+    version = sobuild_cli("--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"sobuild {sobuild.__version__}"
+    helped = sobuild_cli("--help")
+    assert helped.exit_code == 0
+    for command in ("stats", "prune", "prebuild", "doctor", "ls", "show", "verify", "clear"):
+        assert command in helped.stdout
+    unknown = sobuild_cli("statz")
+    assert unknown.exit_code == 2 and "statz" in unknown.stderr
+    bad_option = sobuild_cli("ls", "--colour")
+    assert bad_option.exit_code == 2 and "--colour" in bad_option.stderr
