@@ -54,7 +54,7 @@ class PrebuildResult:
 
 
 @contextmanager
-def _saved_state(into: Path | None) -> Iterator[None]:
+def _saved_state() -> Iterator[None]:
     """Restore sys.argv, sys.path, the environment variables, the prefs we touch, the device."""
     from brian2 import prefs
     from brian2.devices.device import get_device, reset_device
@@ -134,7 +134,7 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
     if not script.is_file():
         raise PrebuildError(f"{script} is not a file: give the path of a Brian2 script")
     into_path = Path(into).expanduser().resolve() if into is not None else None
-    with _saved_state(into_path):
+    with _saved_state():
         if into_path is not None:
             os.environ["SOBUILD_CACHE_DIR"] = str(into_path)
         os.environ["MPLBACKEND"] = "Agg"
@@ -157,7 +157,7 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
 
         sys.argv[:] = [str(script), *(args or [])]
         sys.path.insert(0, str(script.parent))
-        saved_progress = Cache.progress
+        saved_progress = Cache.__dict__["progress"]  # the raw class attribute, as it was
         Cache.progress = staticmethod(progress) if progress is not None else None
         try:
             with build_only(target, into_path, on_run):
@@ -167,7 +167,7 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
                 result.error = f"the script exited with status {exc.code}"
         except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # noqa: BLE001 - the script's own error, reported
+        except BaseException as exc:  # the script's own error: reported, not raised
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = _script_traceback(exc, script)
         finally:
