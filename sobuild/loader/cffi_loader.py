@@ -1,7 +1,8 @@
 """dlopen an artifact once, find a kernel through ``sobuild_lookup``, call it with raw pointers.
 
-One ``cdef`` serves every artifact (``void* sobuild_lookup(const char*)``); each distinct
-entry signature is parsed once into a function-pointer type. A ``Kernel`` converts numpy
+One declaration serves every artifact (``void* sobuild_lookup(const char*)``, in the
+generated out-of-line module ``_ffi``); each distinct entry signature is parsed once into a
+function-pointer type. A ``Kernel`` converts numpy
 arrays to pointers (checking dtype and contiguity); ``Kernel.func`` is the bare cffi
 function for callers that pass pointers themselves, at the cost of one cffi call.
 """
@@ -12,10 +13,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-import cffi
-
-ffi = cffi.FFI()
-ffi.cdef("void* sobuild_lookup(const char* key);")
+from ._ffi import ffi  # out-of-line: no pycparser at run time (see ffi_build.py)
 
 _libraries: dict[str, object] = {}
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,3 +83,28 @@ def test_the_library_suffix_follows_the_platform(system, suffix):
 def test_entry_must_be_a_declaration():
     with pytest.raises(ValueError):
         KernelSpec(source="", entry=SCALE_ENTRY.replace("(", ""))
+
+
+def test_the_committed_out_of_line_ffi_module_is_current(tmp_path):
+    from sobuild.loader import ffi_build
+
+    fresh = tmp_path / "_ffi.py"
+    ffi_build.generate(fresh)
+    committed = Path(ffi_build.__file__).with_name("_ffi.py")
+    assert fresh.read_text() == committed.read_text(), \
+        "run `python -m sobuild.loader.ffi_build` to regenerate sobuild/loader/_ffi.py"
+
+
+def test_loading_kernels_never_imports_pycparser(cache_dir):
+    code = ("import sys, sobuild\n"
+            f"sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+            "from core.kernels import scale_spec\n"
+            "import numpy as np\n"
+            "k = sobuild.Cache().load(scale_spec(1.0)); v = np.array([4.0]); k(v, 1)\n"
+            "assert v[0] == 2.0\n"
+            "print('pycparser' in sys.modules)\n")
+    for _ in range(2):  # cold (builds), then warm
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "SOBUILD_CACHE_DIR": str(cache_dir)})
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
