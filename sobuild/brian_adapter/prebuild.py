@@ -91,7 +91,7 @@ def build_only(target: str | None = None, into: Path | None = None,
     def before_run(self, run_namespace):
         nonlocal code_objects
         original_before_run(self, run_namespace)
-        code_objects = sum(len(obj.code_objects) for obj in self.objects if obj.active)
+        code_objects = sum(len(obj.code_objects) for obj in self.sorted_objects if obj.active)
 
     def run(self, duration, report=None, report_period=10 * second, namespace=None,
             profile=None, level=0):

@@ -60,7 +60,7 @@ def test_prebuild_runs_the_script_and_simulates_nothing(script, cache_dir, tmp_p
     seen = json.loads(report.read_text())
     assert seen == {"argv": [str(report), "--not-ours"], "t1": 0.0, "t2": 0.0, "spikes": 0,
                     "target": "numpy"}
-    assert "2 run(s)" in out.stdout
+    assert "2 run(s), 8 code objects" in out.stdout
     stats = _stats(cli_runner, cache_dir)
     assert stats["builds"] == 0  # numpy: nothing for sobuild to compile
     assert stats["codegen"]["stored"] > 0  # but Brian2's code generation was cached
@@ -130,5 +130,6 @@ def test_prebuild_leaves_this_process_as_it_was(script, tmp_path, cache_dir):
     result = prebuild(script, [str(tmp_path / "r.json")], target="numpy")
     assert result.ok, result.traceback
     assert json.loads((tmp_path / "r.json").read_text())["target"] == "numpy"
-    assert result.runs == 2 and result.code_objects > 0
+    # each group: state update, threshold, reset; each monitor: one
+    assert result.runs == 2 and result.code_objects == 8
     assert Network.run is run and prefs.codegen.target == target
