@@ -157,3 +157,18 @@ def test_version_help_and_unknown_commands(sobuild_cli):
     assert unknown.exit_code == 2 and "statz" in unknown.stderr
     bad_option = sobuild_cli("ls", "--colour")
     assert bad_option.exit_code == 2 and "--colour" in bad_option.stderr
+
+
+def test_every_command_on_an_empty_cache(cache_dir, sobuild_cli):
+    sobuild.Cache(cache_dir)  # the directory exists; nothing was built
+    s = json.loads(sobuild_cli("stats", "--json").stdout)
+    assert s["exists"] and (s["entries"], s["bytes"], s["hits"], s["hit_rate"]) == (0, 0, 0, 0.0)
+    assert "entries          0 (0 shared objects" in sobuild_cli("stats").stdout
+    assert "removed 0 entries, freeing 0 B" in sobuild_cli("prune").stdout
+    verified = sobuild_cli("verify")
+    assert verified.exit_code == 0 and "no problems found" in verified.stdout
+    cleared = sobuild_cli("clear", "--yes")
+    assert cleared.exit_code == 0 and "removed 0 shared objects" in cleared.stdout
+    assert sobuild_cli("doctor").exit_code == 0
+    shown = sobuild_cli("show", "abcd")
+    assert shown.exit_code == 1 and "no entry starts with abcd" in shown.stderr
