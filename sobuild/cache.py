@@ -164,8 +164,17 @@ class Cache:
             self.flush()
         if failures:
             raise BuildError(failures)
-        return [load_kernel(found[key].library, key, spec.function_pointer_type, spec.entry)
-                for key, spec in zip(keys, specs)]
+        return [self._load_found(found[key], key, spec) for key, spec in zip(keys, specs)]
+
+    def _load_found(self, hit: Found, key: str, spec: KernelSpec) -> Kernel:
+        """dlopen a verified kernel; if its entry was evicted since (`sobuild prune`), redo."""
+        try:
+            return load_kernel(hit.library, key, spec.function_pointer_type, spec.entry)
+        except OSError:
+            if hit.library.exists():
+                raise
+            self._artifacts.pop((str(hit.tier.layout.root), hit.digest), None)
+            return self.load(spec)  # found again if republished, else built again
 
     def lookup(self, spec: KernelSpec) -> Path | None:
         """The verified shared object holding ``spec``'s kernel, or None on a miss."""
