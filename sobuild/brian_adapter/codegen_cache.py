@@ -21,10 +21,11 @@ counts; see ``HOST_PREFERENCES``). An argument (or preference) without a canonic
 makes the call run exactly as Brian2 would, counted as ``data_bypasses``: a key is never
 guessed.
 
-A value is pickled together with the Brian2 log messages its computation emitted, stored
-with :meth:`sobuild.Cache.put_data` (namespace ``brian2``) and, on a hit in a later
-process, unpickled only after the store's digest check, and its messages replayed, so a
-warm process logs what a cold one logs. A corrupt, unreadable or untrusted entry is
+A value is pickled together with the Brian2 log messages its computation emitted (only if
+it unpickles to the same thing: sympy re-evaluates some unevaluated expressions when they
+are rebuilt), stored with :meth:`sobuild.Cache.put_data` (namespace ``brian2``) and, on a
+hit in a later process, unpickled only after the store's digest check, and its messages
+replayed, so a warm process logs what a cold one logs. A corrupt, unreadable or untrusted entry is
 recomputed (warned about once), never fatal.
 """
 
@@ -373,13 +374,8 @@ class PersistentFunction:
         finally:
             _recordings.pop()
         seconds = time.perf_counter() - start
-        try:
-            payload = pickle.dumps((result, messages), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 -- an unpicklable result is simply not persisted
-            cache.count("data_bypasses")
-            return result
-        if len(payload) > MAX_PAYLOAD_BYTES or b"__main__" in payload:
-            # too big, or it refers to the running script, which another process cannot import
+        payload = _faithful_pickle((result, messages))
+        if payload is None:
             cache.count("data_bypasses")
             return result
         try:
@@ -387,6 +383,21 @@ class PersistentFunction:
         except (SobuildError, OSError) as exc:
             _warn_once("store", f"a result could not be stored ({exc}).")
         return result
+
+
+def _faithful_pickle(value: Any) -> bytes | None:
+    """``value`` pickled, or None if it cannot be stored faithfully: unpicklable, too big,
+    referring to the running script (another process cannot import ``__main__``), or not
+    coming back the same (sympy rebuilds ``expm1(x + 1.0)``, created unevaluated, as
+    ``E*exp(x) - 1``): unpickled and pickled again, it must give the same bytes."""
+    try:
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(payload) > MAX_PAYLOAD_BYTES or b"__main__" in payload:
+            return None
+        again = pickle.dumps(pickle.loads(payload), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 -- whatever fails here is simply not persisted
+        return None
+    return payload if again == payload else None
 
 
 def _discard(cache, key: str) -> None:

@@ -102,3 +102,16 @@ def test_clear_removes_codegen_entries_only(codegen, cache_dir):
     assert codegen.clear() == 1
     assert [p.name for p in _entries(cache_dir)] == [other]
     assert cache.get_data(other) == b"kept"
+
+
+def test_value_that_does_not_unpickle_the_same_is_not_stored(codegen, cache_dir):
+    from brian2.parsing.sympytools import _str_to_sympy, str_to_sympy
+
+    before = _counters(codegen).get("data_bypasses", 0)
+    _str_to_sympy._cache.clear()
+    # sympy rebuilds an unpickled expm1(x + 1.0) as E*exp(x) - 1 (Brian2 issue #1350)
+    assert str(str_to_sympy("expm1(x + 1.0)")) == "expm1(x + 1.0)"
+    assert _counters(codegen)["data_bypasses"] == before + 1
+    assert not _entries(cache_dir)
+    _str_to_sympy._cache.clear()
+    assert str(str_to_sympy("expm1(x + 1.0)")) == "expm1(x + 1.0)"
