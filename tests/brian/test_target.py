@@ -1,0 +1,148 @@
+"""The 'sobuild' target's contracts: one batch per network, keys independent of parameter
+values, errors that say what to do, brian2.clear_cache('sobuild')."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def sobuild_target():
+    from brian2 import prefs
+
+    prefs.codegen.target = "sobuild"
+    prefs.codegen.string_expression_target = "sobuild"
+
+
+@pytest.fixture
+def load_many_calls(monkeypatch):
+    """The batches handed to the process-wide cache (the real load_many does the work)."""
+    from sobuild.brian_adapter.prefs import get_cache
+
+    cache = get_cache()
+    calls = []
+    real = cache.load_many
+
+    def load_many(specs):
+        calls.append(len(specs))
+        return real(specs)
+
+    monkeypatch.setattr(cache, "load_many", load_many)
+    return calls
+
+
+def artifact_dirs(root):
+    return sorted(p.name for p in (root / "artifacts").glob("??/*"))
+
+
+def test_network_kernels_are_one_batch_built_by_the_end_of_before_run(sobuild_target,
+                                                                      load_many_calls):
+    from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, ms
+
+    G = NeuronGroup(5, "dv/dt = -v/(10*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    S = Synapses(G, G, "w : 1", on_pre="v += w")
+    S.connect(condition="i != j")
+    net = Network(G, S, SpikeMonitor(G), StateMonitor(G, "v", record=True))
+    load_many_calls.clear()
+    net.run(0 * ms)  # before_run and no step: what a build-only run (`sobuild prebuild`) does
+    codeobjs = [c for obj in net.objects for o in [obj, *obj.contained_objects]
+                for c in o.code_objects]
+    assert len(codeobjs) >= 6
+    assert all(c._funcs is not None for c in codeobjs)  # built and bound
+    assert load_many_calls == [sum(len(c.specs) for c in codeobjs)]  # in ONE batch
+    net.run(1 * ms)
+    assert len(net.objects) and G.v[:].shape == (5,)
+
+
+def test_kernels_do_not_depend_on_parameter_values(sobuild_target, brian_cache_dir):
+    """Constants reach kernels through the argument block: a new value builds nothing."""
+    from brian2 import NeuronGroup, StateMonitor, ms, run, start_scope
+
+    results = []
+    for value in (5, 7, 11):
+        start_scope()
+        G = NeuronGroup(3, "dv/dt = (v0 - v)/tau : 1\nv0 : 1", method="exact",
+                        namespace={"tau": value * ms}, name="G")
+        G.v0 = 1
+        mon = StateMonitor(G, "v", record=0, name="mon")
+        run(2 * ms, namespace={})
+        results.append(np.array(mon.v[0]))
+        del G, mon
+        if value == 5:
+            built = artifact_dirs(brian_cache_dir)
+    assert artifact_dirs(brian_cache_dir) == built
+    # the last value is recorded at 1.9 ms
+    np.testing.assert_allclose(results[1][-1], 1 - np.exp(-1.9 / 7), rtol=1e-9)
+    assert results[0][-1] > results[1][-1] > results[2][-1]
+
+
+def test_invalid_synapse_index_raises_index_error(sobuild_target):
+    from brian2 import NeuronGroup, Synapses
+    from brian2.core.base import BrianObjectException
+
+    G = NeuronGroup(4, "")
+    S = Synapses(G, G)
+    with pytest.raises(BrianObjectException) as error:
+        S.connect(j="i + 2")
+    assert isinstance(error.value.__cause__, IndexError)
+    assert "j=4 outside allowed range from 0 to 3" in str(error.value.__cause__)
+    S.connect(j="i + 2", skip_if_invalid=True)
+    assert list(S.j[:]) == [2, 3]
+
+
+def test_python_only_function_is_refused_with_the_target_to_use(sobuild_target):
+    from brian2 import Function, NeuronGroup, ms, run
+    from brian2.core.base import BrianObjectException
+
+    python_only = Function(lambda x: x, arg_units=[1], return_unit=1)
+    G = NeuronGroup(2, "dv/dt = python_only(v)/ms : 1",  # noqa: F841
+                    namespace={"python_only": python_only})
+    with pytest.raises(BrianObjectException) as error:
+        run(0.1 * ms)
+    cause = error.value.__cause__
+    assert isinstance(cause, NotImplementedError)
+    assert "sobuild" in str(cause)
+
+
+def test_broken_user_code_raises_build_error_with_compiler_message(sobuild_target):
+    from brian2 import NeuronGroup, check_units, implementation
+
+    import sobuild
+
+    @implementation("cpp", "static inline double broken(double x) { return x +; }")
+    @check_units(x=1, result=1)
+    def broken(x):
+        return x
+
+    G = NeuronGroup(2, "v : 1", namespace={"broken": broken})
+    with pytest.raises(sobuild.BuildError) as error:
+        G.v = "broken(i)"
+    assert "expected primary-expression" in str(error.value)
+
+
+def test_clear_cache_removes_brian_kernels_only(sobuild_target, brian_cache_dir):
+    import brian2
+    from brian2 import NeuronGroup
+
+    import sobuild
+    from sobuild.brian_adapter.prefs import get_cache
+
+    G = NeuronGroup(2, "v : 1")
+    G.v = "i + 1"  # one Brian2 kernel
+    other = get_cache().load(sobuild.KernelSpec("int one() { return 1; }", entry="int one()"))
+    assert other() == 1
+    assert brian2._cache_dirs_and_extensions["sobuild"][0] == str(brian_cache_dir)
+    foreign = brian_cache_dir / "some_file.py"
+    foreign.write_text("")
+    with pytest.raises(OSError, match="some_file.py"):
+        brian2.clear_cache("sobuild")
+    foreign.unlink()
+    brian2.clear_cache("sobuild")
+    remaining = artifact_dirs(brian_cache_dir)
+    assert len(remaining) == 1  # the kernel of namespace 'default'
+    assert get_cache().lookup(sobuild.KernelSpec("int one() { return 1; }",
+                                                 entry="int one()")) is not None
+    G.v = "i + 1"  # rebuilt on demand
+    assert list(G.v[:]) == [1, 2]
