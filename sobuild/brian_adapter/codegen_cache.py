@@ -62,7 +62,7 @@ from . import prefs as sobuild_prefs
 
 NAMESPACE = "brian2"
 #: Bump when the key or the payload format changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ENABLE_PREF = "codegen.runtime.sobuild.codegen_cache"
 #: Payloads larger than this are not stored (a result dragging a whole network along).
 MAX_PAYLOAD_BYTES = 4 << 20
@@ -130,75 +130,78 @@ def _attributes(obj: Any) -> dict:
     return found
 
 
-def _state(obj: Any, skip=()) -> tuple:
-    return _sorted((k, canonical(v)) for k, v in _attributes(obj).items() if k not in skip)
+def _node(tag: str, *parts: str) -> str:
+    return f"{tag}({','.join(parts)})"
 
 
-def _sorted(items) -> tuple:
-    return tuple(sorted(items, key=repr))
+def _state(obj: Any, skip=()) -> str:
+    return _node("attrs", *sorted(f"{k!r}:{canonical(v)}" for k, v in _attributes(obj).items()
+                                  if k not in skip))
 
 
-def canonical(obj: Any) -> Any:
-    """A structure of str/int/float/bytes tuples whose ``repr`` is equal in every process
-    exactly when ``obj`` is the same for Brian2's code generation; NoCanonicalForm if none."""
+def canonical(obj: Any) -> str:
+    """A string equal in every process exactly when ``obj`` is the same for Brian2's code
+    generation (nodes ``tag(child,...)``, leaves as ``repr``); NoCanonicalForm if none."""
     t = type(obj)
     if t in _ATOMS:
-        return (t.__name__, obj)
+        return _node(t.__name__, repr(obj))
     if t is tuple or t is list:
-        return (t.__name__, *map(canonical, obj))
+        return _node(t.__name__, *map(canonical, obj))
     if isinstance(obj, CacheKey) and t._state_tuple is CacheKey._state_tuple:
-        return ("state", _qualname(t), _state(obj, obj._cache_irrelevant_attributes))
+        return _node("state", repr(_qualname(t)), _state(obj, obj._cache_irrelevant_attributes))
     if hasattr(obj, "_state_tuple"):
-        return ("state", _qualname(t), canonical(obj._state_tuple))
+        return _node("state", repr(_qualname(t)), canonical(obj._state_tuple))
     if isinstance(obj, CodeString):
-        return ("code", _qualname(t), obj.code)
+        return _node("code", repr(_qualname(t)), repr(obj.code))
     if isinstance(obj, Mapping):
-        return ("map", _qualname(t), _sorted((canonical(k), canonical(v)) for k, v in obj.items()))
+        return _node("map", repr(_qualname(t)),
+                     *sorted(f"{canonical(k)}:{canonical(v)}" for k, v in obj.items()))
     if isinstance(obj, (set, frozenset)):
-        return ("set", _sorted(map(canonical, obj)))
+        return _node("set", *sorted(map(canonical, obj)))
     if isinstance(obj, Dimension):
-        return ("dim", obj._dims)
+        return _node("dim", repr(obj._dims))
     if isinstance(obj, np.ndarray):  # also Quantity and Unit, with their attributes
         if obj.dtype.kind not in "biufc":
             raise NoCanonicalForm(f"array of dtype {obj.dtype}")
-        return ("array", _qualname(t), obj.dtype.str, obj.shape, obj.tobytes(), _state(obj))
+        return _node("array", repr(_qualname(t)), repr(obj.dtype.str), repr(obj.shape),
+                     obj.tobytes().hex(), _state(obj))
     if isinstance(obj, np.generic):
-        return ("scalar", _qualname(t), obj.dtype.str, obj.tobytes())
+        return _node("scalar", repr(_qualname(t)), repr(obj.dtype.str), obj.tobytes().hex())
     if isinstance(obj, np.dtype):
         if obj.fields is not None:
             raise NoCanonicalForm("structured dtype")
-        return ("dtype", obj.str)
+        return _node("dtype", repr(obj.str))
     if isinstance(obj, type):
         if not _importable(obj):
             raise NoCanonicalForm(f"class {obj!r} that cannot be imported by name")
-        return ("type", _qualname(obj))
+        return _node("type", repr(_qualname(obj)))
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
         if _importable(obj):
-            return ("callable", _qualname(obj))
+            return _node("callable", repr(_qualname(obj)))
         if (isinstance(obj, types.FunctionType) and obj.__closure__ is None
                 and (obj.__module__ or "").startswith("brian2.")):
             # a lambda of Brian2's own code: fixed by Brian2's version, which is in the key
-            return ("brian2-code", _qualname(obj), obj.__code__.co_firstlineno)
+            return _node("brian2-code", repr(_qualname(obj)), repr(obj.__code__.co_firstlineno))
     if isinstance(obj, sympy.Basic):
-        return ("sympy", sympy.srepr(obj))
+        return _node("sympy", repr(sympy.srepr(obj)))
     if isinstance(obj, Function):
         # Brian2's default functions by name and what code generation reads of them (not
         # their Python or target implementations); a user's function has no stable name
         for name, function in DEFAULT_FUNCTIONS.items():
             if function is obj:
-                return ("brian2-function", name, _qualname(t),
-                        _state(obj, FUNCTION_IMPLEMENTATIONS))
+                return _node("brian2-function", repr(name), repr(_qualname(t)),
+                             _state(obj, FUNCTION_IMPLEMENTATIONS))
     if t is _CAPSULE:
         # an opaque C pointer (a spike queue) that code generation passes on but cannot read
-        return ("capsule",)
+        return _node("capsule")
     if isinstance(obj, Device):
         for name, device in all_devices.items():
             if device is obj:
-                return ("device", name, _qualname(t))
+                return _node("device", repr(name), repr(_qualname(t)))
     if isinstance(obj, StateUpdateMethod):
         for name, method in StateUpdateMethod.stateupdaters.items():
             if method is obj:
-                return ("stateupdater", name, _qualname(t))
+                return _node("stateupdater", repr(name), repr(_qualname(t)))
     raise NoCanonicalForm(f"{_qualname(t)} (it is identified by its identity only)")
 
 
@@ -237,7 +240,7 @@ def _key_preferences(values: dict) -> str:
     """The canonical form of the preferences that enter the key."""
     kept = {name: value for name, value in values.items()
             if not name.startswith(HOST_PREFERENCES)}
-    return repr(canonical(kept))
+    return canonical(kept)
 
 
 class _Environment:
@@ -344,7 +347,7 @@ class PersistentFunction:
     def key(self, args: tuple, kwds: dict) -> str:
         """The store key of a call (NoCanonicalForm if an argument has no canonical form)."""
         return data_key("brian2-codegen", str(FORMAT_VERSION), self.environment.describe(),
-                        self.name, repr(canonical(args)), repr(canonical(sorted(kwds.items()))))
+                        self.name, canonical(args), canonical(sorted(kwds.items())))
 
     def _load(self, cache, key: str) -> tuple[Any, list] | None:
         try:
