@@ -8,7 +8,8 @@ queues them here; their ``before_run`` blocks, if any, are queued too. When
 ``load_many`` call (all misses compiled in one ninja run), then the queued ``before_run``
 blocks run in their original order. So, once ``Network.before_run(namespace)`` has
 returned, every kernel of the network is built and loaded: a build-only tool (``sobuild
-prebuild``) can call it and skip the simulation.
+prebuild``) can call it and skip the simulation. Last, objects whose code objects are all
+sobuild kernels get a fused ``run`` (``codeobject.fuse_runs``).
 
 If a queued code object must run before that (e.g. a string-expression getter called from
 some object's ``before_run``), the queue is built at that moment. Code objects created
@@ -82,6 +83,9 @@ def install() -> None:
         _depth -= 1
         if not _depth:
             build_pending()
+        from .codeobject import fuse_runs
+
+        fuse_runs(obj for obj in self.sorted_objects if obj.active)
 
     before_run._sobuild_batch = True
     Network.before_run = before_run

@@ -18,7 +18,7 @@ from brian2.codegen.codeobject import CodeObject, constant_or_scalar
 from brian2.codegen.generators.cpp_generator import CPPCodeGenerator, c_data_type
 from brian2.codegen.targets import codegen_targets
 from brian2.codegen.templates import Templater
-from brian2.core.base import BrianObjectException
+from brian2.core.base import BrianObject, BrianObjectException
 from brian2.core.preferences import prefs
 from brian2.utils.stringtools import get_identifiers
 
@@ -235,6 +235,41 @@ class SoBuildCodeObject(CodeObject):
         raise BrianObjectException(
             f"An exception occurred during the execution of the '{block}' block of code "
             f"object '{self.name}'.\n", self.owner) from exc_type(message)
+
+
+def fuse_runs(brian_objects) -> None:
+    """Give each object whose code objects are all sobuild kernels a ``run`` that calls the
+    kernels directly (one cffi call each, no method dispatch per code object).
+
+    Called at the end of ``Network.before_run``; code objects are made anew for each run, so
+    the fused ``run`` (an instance attribute shadowing ``BrianObject.run``) is too.
+    """
+    for obj in brian_objects:
+        obj.__dict__.pop("run", None)
+        if type(obj).run is not BrianObject.run or not obj._code_objects:
+            continue  # e.g. NetworkOperation: a run of its own
+        calls = []
+        for codeobj in obj._code_objects:
+            codeobj = codeobj.__repr__.__self__  # a weakref.proxy's referent
+            if not isinstance(codeobj, SoBuildCodeObject):
+                break
+            codeobj._ensure_built()
+            if codeobj._output_dtype is not None:
+                break
+            if codeobj._run_func is not None:
+                calls.append((codeobj._run_func, codeobj._argblock, codeobj))
+        else:
+            obj.run = _fused(tuple(calls))
+
+
+def _fused(calls):
+    def run():
+        for func, argblock, codeobj in calls:
+            code = func(argblock)
+            if code:
+                codeobj._raise("run", code)
+
+    return run
 
 
 def load_kernels(objects: list[SoBuildCodeObject]) -> None:
