@@ -16,9 +16,6 @@ from pathlib import Path
 
 import brian2
 
-from ..store.layout import Layout
-from ..store.prune import remove_entry
-
 TARGET = "sobuild"
 NAMESPACE = "brian2"
 #: Directories of a cache that only sobuild writes into, and its files at the top.
@@ -49,6 +46,8 @@ def clear_brian_entries(root: str | os.PathLike) -> int:
     """Remove the Brian2 kernels (and their shared objects) under ``root``; returns how many
     shared objects were removed."""
     from ..store.index import Index
+    from ..store.layout import Layout
+    from ..store.prune import remove_entry
 
     layout = Layout(root)
     index = Index(layout)
