@@ -146,3 +146,15 @@ def test_clear_cache_removes_brian_kernels_only(sobuild_target, brian_cache_dir)
                                                  entry="int one()")) is not None
     G.v = "i + 1"  # rebuilt on demand
     assert list(G.v[:]) == [1, 2]
+
+
+def test_gsl_integration_names_the_target_to_use(sobuild_target):
+    from brian2 import NeuronGroup, ms, run
+    from brian2.core.base import BrianObjectException
+
+    G = NeuronGroup(1, "dv/dt = -v/(10*ms) : 1", method="gsl")  # noqa: F841
+    with pytest.raises(BrianObjectException) as error:
+        run(0.1 * ms)
+    cause = error.value.__cause__
+    assert isinstance(cause, NotImplementedError)
+    assert "'cython'" in str(cause) and "sobuild" in str(cause)
