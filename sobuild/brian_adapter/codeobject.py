@@ -20,6 +20,7 @@ from brian2.codegen.targets import codegen_targets
 from brian2.codegen.templates import Templater
 from brian2.core.base import BrianObject, BrianObjectException
 from brian2.core.preferences import prefs
+from brian2.devices.device import get_device
 from brian2.utils.stringtools import get_identifiers
 
 from ..config import Settings
@@ -27,6 +28,7 @@ from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
 from . import batch, clear, random_numbers
 from .arguments import FIRST_SLOT, build_arguments
+from .names import canonicalizer
 from .prefs import get_cache
 
 __all__ = ["SoBuildCodeObject", "brian_headers", "load_kernels"]
@@ -117,10 +119,11 @@ class SoBuildCodeObject(CodeObject):
         self.arguments = build_arguments(self, identifiers)
         declarations = self.arguments.source()
         includes = _includes(declarations)
+        canonical = canonicalizer(variables, get_device())
         #: The C++ source of each block's kernel (None: nothing to run).
         self.sources = {
-            block: text.replace(ARGUMENTS_PLACEHOLDER, declarations)
-            .replace(INCLUDES_PLACEHOLDER, includes) if text else None
+            block: canonical(text.replace(ARGUMENTS_PLACEHOLDER, declarations)
+                             .replace(INCLUDES_PLACEHOLDER, includes)) if text else None
             for block, text in blocks.items()}
         self.specs: dict[str, KernelSpec] = {}
         self._funcs: dict | None = None

@@ -158,3 +158,26 @@ def test_gsl_integration_names_the_target_to_use(sobuild_target):
     cause = error.value.__cause__
     assert isinstance(cause, NotImplementedError)
     assert "'cython'" in str(cause) and "sobuild" in str(cause)
+
+
+def test_kernels_do_not_depend_on_object_names(sobuild_target, brian_cache_dir):
+    """The same model under other names (a sweep making new groups) builds nothing new."""
+    from brian2 import NeuronGroup, SpikeMonitor, Synapses, ms, run, start_scope
+
+    counts = []
+    for suffix in ("a", "b"):
+        start_scope()
+        G = NeuronGroup(4, "dv/dt = (2 - v)/(5*ms) : 1", threshold="v > 1", reset="v = 0",
+                        method="exact", name=f"group_{suffix}")
+        S = Synapses(G, G, "w : 1", on_pre="v += w", name=f"syn_{suffix}")
+        S.connect(j="(i + 1) % 4")
+        S.w = "0.1*i"
+        mon = SpikeMonitor(G, name=f"mon_{suffix}")
+        run(5 * ms)
+        counts.append(np.array(mon.count[:]))
+        del G, S, mon
+        if suffix == "a":
+            built = artifact_dirs(brian_cache_dir)
+    assert artifact_dirs(brian_cache_dir) == built
+    np.testing.assert_array_equal(counts[0], counts[1])
+    assert counts[0].sum() > 0
