@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -155,4 +154,3 @@ def main(description: str, build: Callable[[argparse.Namespace], dict[str, Any]]
     """Entry point of an example script."""
     args = parse_args(description)
     run_example(args, build)
-    sys.stdout.flush()
