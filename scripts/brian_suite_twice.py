@@ -24,9 +24,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-#: The test modules CI runs: state updaters (sympy, method choice and its log messages),
-#: equations and parsing.
-CI_MODULES = "test_stateupdaters,test_equations,test_parsing"
+#: The test modules CI runs (with --no-independent: their ~35 numpy-target tests, about a
+#: minute per run): groups, thresholds, resets, subexpressions, linked variables, random
+#: numbers, run_regularly. The whole suite: tests/codegen_cache/test_brian_suite.py -m slow.
+CI_MODULES = "test_neurongroup"
 
 
 def ignored_paths(keep: str | None) -> list[str]:
