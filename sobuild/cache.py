@@ -342,7 +342,7 @@ class Cache:
         pointer = json.dumps({"artifact": digest}).encode()
         for key, _ in unit.kernels:
             write_file_atomic(self.layout.kernel_file(key), pointer, self.layout.tmp,
-                              self._file_mode)
+                              self._file_mode, durable=False)  # a damaged one is a miss
             self._pending.keys[key] = digest
         self._pending.artifacts.append({
             "id": digest, "kind": "shared_object", "namespace": spec.namespace,
@@ -416,7 +416,7 @@ class Cache:
         blob = data_entries.encode(payload, namespace, seconds)
         try:
             created = write_file_atomic(self.layout.data_file(key), blob, self.layout.tmp,
-                                        self._file_mode, overwrite=False)
+                                        self._file_mode, overwrite=False, durable=False)
         except OSError as exc:
             raise explain_os_error(exc, self.layout.root) from exc
         if created:
