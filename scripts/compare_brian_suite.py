@@ -213,10 +213,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--subset", action="store_true", help="the short subset CI runs")
     parser.add_argument(
         "--targets",
-        nargs="+",
+        type=lambda text: text.split(","),
         default=["cython", "sobuild"],
-        metavar="TARGET",
-        help="REFERENCE CANDIDATE (default cython sobuild), or one target to run alone",
+        metavar="REFERENCE,CANDIDATE",
+        help="the two targets to compare (default cython,sobuild), or one target to run alone",
     )
     parser.add_argument(
         "--cython-cache",
@@ -237,8 +237,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
-    if len(args.targets) > 2:
-        parser.error("--targets takes a reference and a candidate, or one target")
+    if not 1 <= len(args.targets) <= 2 or "" in args.targets:
+        parser.error("--targets takes REFERENCE,CANDIDATE or one target")
     args.pytest_args = extra
     if args.subset:
         args.tests = [*args.tests, *SUBSET]
