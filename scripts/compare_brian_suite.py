@@ -12,7 +12,7 @@ Each target runs in a fresh process the way ``brian2.test()`` runs it (preferenc
 junit XML report collected per test. Prints the pass/fail/skip counts of both targets and the
 names of the tests whose outcome differs; exits with 1 when a test that passes with cython
 does not pass with sobuild. With one target (``--targets sobuild``) it lists the tests that
-fail and exits with 1 if any does (CI: cython's cold compilation of even the subset takes
+fail or were skipped and exits with 1 if any failed (CI: cython's cold compilation of even the subset takes
 many minutes on two shared cores; cython is known to pass the subset). The cython
 extension cache is kept in one directory across runs (``--cython-cache``), so only the
 first run pays cython's compilation.
@@ -162,11 +162,17 @@ def run_target(target: str, args: argparse.Namespace, junit: Path) -> tuple[dict
 def compare(results: dict[str, dict[str, str]], reference: str, candidate: str) -> dict:
     """Counts per target, the tests whose outcomes differ, and the regressions.
 
-    Compared with itself (one target), the regressions are the tests that did not pass.
+    Compared with itself (one target), the regressions are the tests that failed (or
+    errored); skipped tests are listed, not counted.
     """
     ref, cand = results[reference], results[candidate]
     if reference == candidate:
-        ref = {name: "passed" for name in ref}
+        differ = {name: ("passed", o) for name, o in sorted(cand.items()) if o != "passed"}
+        return {
+            "counts": {candidate: dict(Counter(cand.values()))},
+            "differ": differ,
+            "regressions": sorted(n for n, (_, o) in differ.items() if o in ("failed", "error")),
+        }
     differ = {
         name: (ref.get(name, "absent"), cand.get(name, "absent"))
         for name in sorted(set(ref) | set(cand))
@@ -186,9 +192,9 @@ def print_report(report: dict, seconds: dict[str, float]) -> None:
         figures = ", ".join(f"{counts.get(o, 0)} {o}" for o in OUTCOMES)
         print(f"{target:>8}: {figures}  ({seconds[target]:.0f} s)")
     if len(report["counts"]) == 1:
-        print(f"{len(report['regressions'])} tests did not pass:")
-        for name in report["regressions"]:
-            print(f"  {name}: {report['differ'][name][1]}")
+        print(f"{len(report['regressions'])} tests failed; not passed:")
+        for name, (_, outcome) in report["differ"].items():
+            print(f"  {name}: {outcome}")
         return
     if not report["differ"]:
         print("no test differs")
