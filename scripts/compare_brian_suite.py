@@ -58,6 +58,7 @@ SUBSET = [
     "test_timedarray.py::test_timedarray_semantics",
     "test_functions.py::test_user_defined_function",
     "test_network.py::test_restore_with_random_state",
+    "test_network.py::test_restore_random_state_from_file_in_new_process",
     "test_subgroup.py::test_state_variables",
     "test_spatialneuron.py::test_basic_diffusion",
 ]
