@@ -52,7 +52,7 @@ VARIANTS = (
     "cpp_standalone",
 )
 LARGE = ("cuba", "cobahh")
-FIGURES = ("wall", "start", "run", "loop", "step_us")
+FIGURES = ("wall", "start", "setup", "run", "loop", "step_us")
 
 
 class Runner:
@@ -81,8 +81,10 @@ class Runner:
         sobuild_cache: Path | None = None,
         codegen_cache: bool = True,
         standalone_dir: Path | None = None,
+        adapter: bool = False,
     ) -> dict[str, float]:
-        """One run in a fresh process; its figures."""
+        """One run in a fresh process; its figures. ``adapter`` imports sobuild's Brian2
+        adapter (and with it the codegen cache) for the numpy and cython targets too."""
         cmd = [sys.executable, str(ROOT / "examples" / f"{model}.py"), target]
         cmd += [f"{self.steps}steps", "--quiet", "--seed", str(self.seed)]
         if cython_cache is not None:
@@ -92,6 +94,7 @@ class Runner:
         env = dict(os.environ)
         env["SOBUILD_CACHE_DIR"] = str(sobuild_cache or self.fresh_dir("sobuild-unused"))
         env["SOBUILD_CODEGEN_CACHE"] = "1" if codegen_cache else "0"
+        env["SOBUILD_BRIAN_AUTOLOAD"] = "1" if adapter else "0"
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.workdir)
         wall = time.perf_counter() - t0
@@ -104,6 +107,8 @@ class Runner:
         figures = {
             "wall": wall,
             "start": wall - result["loop_s"],
+            # network construction and code generation (before_run), without the loop
+            "setup": result["setup_s"] + result["run_s"] - result["loop_s"],
             "run": result["run_s"],
             "loop": result["loop_s"],
             "step_us": result["step_us"],
