@@ -3,19 +3,22 @@
 Writes JSON to argv[1]: the abstract and generated code of every code object, the spikes,
 and Brian2's INFO log messages. ``--pref-off`` switches the codegen cache off through the
 Brian2 preference instead of the environment; ``--euler`` integrates with 'euler' (no sympy
-solving: a cheap cold process for the tests that only need some entries).
+solving: a cheap cold process for the tests that only need some entries);
+``--standalone DIR`` runs it on Brian2's cpp_standalone device with its project in DIR.
 """
 
 import json
 import logging
 import sys
 
-from brian2 import NeuronGroup, SpikeMonitor, Synapses, ms, mV, prefs, run, seed
+from brian2 import NeuronGroup, SpikeMonitor, Synapses, ms, mV, prefs, run, seed, set_device
 from brian2.utils.logger import catch_logs
 
 import sobuild.brian_adapter  # noqa: F401  (installs the codegen cache)
 
 prefs.codegen.target = "numpy"
+if "--standalone" in sys.argv:
+    set_device("cpp_standalone", directory=sys.argv[sys.argv.index("--standalone") + 1])
 if "--pref-off" in sys.argv:
     prefs.codegen.runtime.sobuild.codegen_cache = False
 seed(7)

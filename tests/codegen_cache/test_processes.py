@@ -75,3 +75,21 @@ def test_untrusted_entries_are_recomputed_with_a_warning(cache_dir, tmp_path, ru
     assert again["stderr"].count("sobuild codegen cache") == 1, "warned once"
     assert "Recomputing instead" in again["stderr"]
     _same_model_output(cold, again)
+
+
+def test_cpp_standalone_uses_the_cache_with_the_same_project(cache_dir, tmp_path, run_model):
+    # one project directory: Brian2 rewrites only changed files, so make recompiles nothing
+    # when the warm process generates the same code as the process without the cache
+    project = tmp_path / "project"
+    standalone = ("--standalone", str(project))
+    off = run_model(cache_dir, tmp_path / "off.json", enabled=False, args=standalone)
+    sources = {p: p.stat().st_mtime_ns for p in project.glob("code_objects/*.cpp")}
+    assert sources
+    cold = run_model(cache_dir, tmp_path / "cold.json", args=standalone)
+    assert cold["counters"]["data_stored"] > 10
+    warm = run_model(cache_dir, tmp_path / "warm.json", args=standalone)
+    assert warm["counters"]["data_hits"] > 10
+    assert warm["counters"].get("data_misses", 0) == 0
+    _same_model_output(off, cold)
+    _same_model_output(off, warm)
+    assert {p: p.stat().st_mtime_ns for p in project.glob("code_objects/*.cpp")} == sources
