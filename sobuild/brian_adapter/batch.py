@@ -9,7 +9,8 @@ queues them here; their ``before_run`` blocks, if any, are queued too. When
 blocks run in their original order. So, once ``Network.before_run(namespace)`` has
 returned, every kernel of the network is built and loaded: a build-only tool (``sobuild
 prebuild``) can call it and skip the simulation. Last, objects whose code objects are all
-sobuild kernels get a fused ``run`` (``codeobject.fuse_runs``).
+sobuild kernels get a fused ``run`` (``codeobject.fuse_runs``), and the network's clocks a step
+in C (``clock``).
 
 If a queued code object must run before that (e.g. a string-expression getter called from
 some object's ``before_run``), the queue is built at that moment. Code objects created
@@ -81,11 +82,18 @@ def install() -> None:
                 discard_pending()
             raise
         _depth -= 1
-        if not _depth:
-            build_pending()
-        from .codeobject import fuse_runs
+        from . import clock
+        from .codeobject import fuse_runs, load_kernels
 
-        fuse_runs(obj for obj in self.sorted_objects if obj.active)
+        if not _depth:
+            if _pending and clock.KERNEL.func is None:
+                queue(clock.KERNEL)  # built in the network's batch
+            build_pending()
+        objects = self.sorted_objects
+        uses_sobuild = fuse_runs(obj for obj in objects if obj.active)
+        if uses_sobuild and clock.KERNEL.func is None:
+            load_kernels([clock.KERNEL])
+        clock.bind_advance({obj.clock for obj in objects}, uses_sobuild)
 
     before_run._sobuild_batch = True
     Network.before_run = before_run

@@ -240,13 +240,15 @@ class SoBuildCodeObject(CodeObject):
             f"object '{self.name}'.\n", self.owner) from exc_type(message)
 
 
-def fuse_runs(brian_objects) -> None:
+def fuse_runs(brian_objects) -> bool:
     """Give each object whose code objects are all sobuild kernels a ``run`` that calls the
-    kernels directly (one cffi call each, no method dispatch per code object).
+    kernels directly (one cffi call each, no method dispatch per code object). True if any
+    object has a sobuild code object.
 
     Called at the end of ``Network.before_run``; code objects are made anew for each run, so
     the fused ``run`` (an instance attribute shadowing ``BrianObject.run``) is too.
     """
+    uses_sobuild = False
     for obj in brian_objects:
         obj.__dict__.pop("run", None)
         if type(obj).run is not BrianObject.run or not obj._code_objects:
@@ -256,6 +258,7 @@ def fuse_runs(brian_objects) -> None:
             codeobj = codeobj.__repr__.__self__  # a weakref.proxy's referent
             if not isinstance(codeobj, SoBuildCodeObject):
                 break
+            uses_sobuild = True
             codeobj._ensure_built()
             if codeobj._output_dtype is not None:
                 break
@@ -263,6 +266,7 @@ def fuse_runs(brian_objects) -> None:
                 calls.append((codeobj._run_func, codeobj._argblock, codeobj))
         else:
             obj.run = _fused(tuple(calls))
+    return uses_sobuild
 
 
 def _fused(calls):
