@@ -80,14 +80,20 @@ def _group_user(uid, *groups):
     return f"{uid}:{groups[0] if groups else uid}:{','.join(map(str, groups))}"
 
 
-@needs_root
-def test_group_cache_shared_by_two_users(open_dir, user_tmp):
+def _group_cache(open_dir, user_tmp):
+    """A setgid group directory (as an admin would make it) and the workers' environment."""
     group_cache = open_dir / "group-cache"
     group_cache.mkdir()
     os.chown(group_cache, 0, GROUP_GID)
     group_cache.chmod(0o2775)
     env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_TRUST_GROUP="1",
                      SOBUILD_JOBS="1")
+    return group_cache, env
+
+
+@needs_root
+def test_group_cache_shared_by_two_users(open_dir, user_tmp):
+    group_cache, env = _group_cache(open_dir, user_tmp)
     alice, bob = _group_user(ALICE, GROUP_GID), _group_user(BOB, GROUP_GID)
 
     first = run_worker(group_cache, env, kernels=2, tag="group", user=alice, umask="002")
@@ -122,12 +128,7 @@ def test_group_cache_shared_by_two_users(open_dir, user_tmp):
 
 @needs_root
 def test_group_cache_honours_the_umask(open_dir, user_tmp):
-    group_cache = open_dir / "group-cache"
-    group_cache.mkdir()
-    os.chown(group_cache, 0, GROUP_GID)
-    group_cache.chmod(0o2775)
-    env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_TRUST_GROUP="1",
-                     SOBUILD_JOBS="1")
+    group_cache, env = _group_cache(open_dir, user_tmp)
     report = run_worker(group_cache, env, kernels=1, tag="umask",
                         user=_group_user(ALICE, GROUP_GID), umask="027")
     assert report["values"] == expected_values(1)

@@ -11,6 +11,17 @@
 {% endblock %}
 
 {% block maincode %}
+    {% macro invalid_index() -%}
+{
+    {% if skip_if_invalid %}
+    continue;
+    {% else %}
+    throw sobuild_brian::index_error(
+        "index {{ result_index }}=%ld outside allowed range from 0 to %ld",
+        _{{ result_index }}, (long)_{{ result_index_size }} - 1);
+    {% endif %}
+}
+    {%- endmacro %}
     {# For a connect call j='k+i for k in range(0, N_post, 2) if k+i < N_post'
        "j" is the "result index" (and "_post_idx" the "result index array", etc.),
        "i" the "outer index" (and "_pre_idx" the "outer index array", etc.),
@@ -170,15 +181,7 @@
                 {% if result_index_used %}
                 {# The condition could index outside of array range #}
                 if (_{{ result_index }} < 0 || _{{ result_index }} >= (long)_{{ result_index_size }})
-                {
-                    {% if skip_if_invalid %}
-                    continue;
-                    {% else %}
-                    throw sobuild_brian::index_error(
-                        "index {{ result_index }}=%ld outside allowed range from 0 to %ld",
-                        _{{ result_index }}, (long)_{{ result_index_size }} - 1);
-                    {% endif %}
-                }
+                {{ invalid_index() | autoindent }}
                 {% endif %}
                 {{ vector_code['create_cond'] | autoindent }}
                 __cond = _cond;
@@ -190,15 +193,7 @@
             {% endif %}
             {% if not result_index_used %}
             if (_{{ result_index }} < 0 || _{{ result_index }} >= (long)_{{ result_index_size }})
-            {
-                {% if skip_if_invalid %}
-                continue;
-                {% else %}
-                throw sobuild_brian::index_error(
-                    "index {{ result_index }}=%ld outside allowed range from 0 to %ld",
-                    _{{ result_index }}, (long)_{{ result_index_size }} - 1);
-                {% endif %}
-            }
+            {{ invalid_index() | autoindent }}
             {% endif %}
             {
                 {{ vector_code['update'] | autoindent }}
