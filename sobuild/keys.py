@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 
@@ -17,8 +18,19 @@ ABI_VERSION = 1
 KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
+#: Environment variables that change what the compiler and linker read (GCC and Clang
+#: honour them all; a kernel built with other headers on CPATH is another binary).
+COMPILER_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "LIBRARY_PATH",
+                        "COMPILER_PATH", "GCC_EXEC_PREFIX", "SDKROOT", "MACOSX_DEPLOYMENT_TARGET")
+
+
 def platform_identity() -> dict:
     return {"system": platform.system(), "machine": platform.machine()}
+
+
+def compiler_environment() -> dict:
+    """The values of ``COMPILER_ENVIRONMENT`` that are set."""
+    return {name: os.environ[name] for name in COMPILER_ENVIRONMENT if os.environ.get(name)}
 
 
 def kernel_key(spec: KernelSpec, toolchain: Toolchain) -> str:
@@ -29,6 +41,9 @@ def kernel_key(spec: KernelSpec, toolchain: Toolchain) -> str:
         "toolchain": toolchain.key_identity(spec.flags or toolchain.default_flags),
         "platform": platform_identity(),
     }
+    environment = compiler_environment()
+    if environment:  # absent when none is set: keys made before this part stay valid
+        payload["environment"] = environment
     return xxhash.xxh3_128_hexdigest(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
 
 

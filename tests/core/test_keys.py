@@ -86,6 +86,19 @@ def test_platform_changes_the_key(monkeypatch):
     assert key(BASE) != before
 
 
+@pytest.mark.parametrize("variable", ["CPATH", "CPLUS_INCLUDE_PATH", "LIBRARY_PATH"])
+def test_compiler_environment_changes_the_key(monkeypatch, variable):
+    for name in keys.COMPILER_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    before = key(BASE)
+    monkeypatch.setenv(variable, "/opt/other/include")
+    changed = key(BASE)
+    monkeypatch.setenv(variable, "/opt/third/include")
+    assert len({before, changed, key(BASE)}) == 3
+    monkeypatch.setenv(variable, "")  # set but empty: as unset
+    assert key(BASE) == before
+
+
 def test_abi_version_changes_the_key(monkeypatch):
     before = key(BASE)
     monkeypatch.setattr(keys, "ABI_VERSION", keys.ABI_VERSION + 1)
