@@ -26,6 +26,25 @@ def test_rand_randn_are_numpys_streams(run_with):
     np.testing.assert_allclose(got["z"], stream.randn(RANDOM_BUFFER_SIZE)[:50], rtol=1e-12)
 
 
+def test_the_fixed_seed_numbers_of_brian2s_table_for_cython(run_with):
+    """Brian2's test_random_values_fixed_seed_numbers skips targets missing from its table;
+    sobuild must draw what the table lists for cython (same buffers, same refills)."""
+    from brian2.tests.test_neurongroup import _random_values
+
+    def model():
+        from brian2 import NeuronGroup
+
+        G = NeuronGroup(100, "v1 : 1\nv2 : 1")
+        G.v1 = "rand()"
+        G.v2 = "randn()"
+        return {"v1": G.v1[::20], "v2": G.v2[::20]}
+
+    got = run_with("sobuild", model, seed_value=9876)
+    rand_values, randn_values = _random_values["RuntimeDevice", "cython", None]
+    np.testing.assert_allclose(got["v1"], rand_values)
+    np.testing.assert_allclose(got["v2"], randn_values)
+
+
 def test_seeded_runs_reproduce_and_random_state_restores(run_with):
     """Noise (xi), poisson(), binomial, PoissonGroup, p- and sample-connections."""
     from brian2 import BinomialFunction, get_device, seed
