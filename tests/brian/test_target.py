@@ -181,3 +181,26 @@ def test_kernels_do_not_depend_on_object_names(sobuild_target, brian_cache_dir):
     assert artifact_dirs(brian_cache_dir) == built
     np.testing.assert_array_equal(counts[0], counts[1])
     assert counts[0].sum() > 0
+
+
+def test_kernels_do_not_depend_on_the_names_of_timed_arrays(sobuild_target, brian_cache_dir):
+    """A sweep making a new TimedArray while the last one lives (_timedarray, _timedarray_1)
+    builds nothing new; two TimedArrays in one kernel stay apart."""
+    from brian2 import NeuronGroup, TimedArray, ms, run, start_scope
+
+    results, keep = [], []
+    for scale in (1.0, 2.0, 3.0):
+        start_scope()
+        stim = TimedArray(scale * np.array([1.0, 2.0, 3.0]), dt=1 * ms)
+        offset = TimedArray(np.array([0.0, 10.0, 20.0]), dt=1 * ms)
+        keep += [stim, offset]  # alive: each iteration's get new numbered names
+        G = NeuronGroup(1, "v : 1\nw : 1")
+        G.run_regularly("v = stim(t)\nw = offset(t) + stim(t)", dt=1 * ms)
+        run(3 * ms)
+        results.append((float(G.v[0]), float(G.w[0])))
+        if scale == 1.0:
+            built = artifact_dirs(brian_cache_dir)
+    assert len({ta.name for ta in keep}) == len(keep), "the names were numbered"
+    assert artifact_dirs(brian_cache_dir) == built
+    # at t = 2 ms (the last step's start) stim = 3*scale, offset = 20
+    assert results == [(3.0 * s, 20.0 + 3.0 * s) for s in (1.0, 2.0, 3.0)]
