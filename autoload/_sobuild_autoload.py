@@ -15,7 +15,6 @@ start-up imports nothing (the pattern of setuptools' ``_distutils_hack``).
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import sys
 import warnings
 
@@ -29,7 +28,7 @@ class _ImportAdapterAfterBrian2(importlib.abc.MetaPathFinder):
         if name != "brian2":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec = _find_with_the_other_finders(name, path, target)
         if spec is None or spec.loader is None:
             return spec
         exec_brian2 = spec.loader.exec_module
@@ -47,6 +46,16 @@ class _ImportAdapterAfterBrian2(importlib.abc.MetaPathFinder):
 
         spec.loader.exec_module = exec_module
         return spec
+
+
+def _find_with_the_other_finders(name, path, target):  # noqa: ANN001, ANN202
+    """The spec the rest of ``sys.meta_path`` gives (an editable install's finder too)."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec(name, path, target) if find_spec else None
+        if spec is not None:
+            return spec
+    return None
 
 
 def install() -> None:
