@@ -5,6 +5,7 @@
     python scripts/compare_brian_suite.py -k "spike and not long" test_monitor.py
     python scripts/compare_brian_suite.py --subset             # a short subset, both targets
     python scripts/compare_brian_suite.py --subset --targets sobuild   # what CI runs
+    python scripts/compare_brian_suite.py --junit-dir D --reuse    # compare reports kept in D
 
 Each target runs in a fresh process the way ``brian2.test()`` runs it (preferences reset,
 ``codegen.target`` and ``codegen.string_expression_target`` set, markers
@@ -235,6 +236,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-n", "--jobs", type=int, default=0, help="pytest-xdist workers (0: none)")
     parser.add_argument("--junit-dir", type=Path, help="keep the junit reports here")
     parser.add_argument("--json", type=Path, help="write the comparison as JSON here")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --junit-dir: take a target's report from an earlier run when it is there",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--junit", help=argparse.SUPPRESS)
@@ -261,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         junit_dir.mkdir(parents=True, exist_ok=True)
         results, seconds = {}, {}
         for target in args.targets:
+            junit = junit_dir / f"{target}.xml"
+            if args.reuse and junit.exists():
+                print(f"reusing {junit}", flush=True)
+                results[target], seconds[target] = outcomes_from_junit(junit), float("nan")
+                continue
             print(f"running Brian2's tests with {target} ...", flush=True)
-            results[target], seconds[target] = run_target(
-                target, args, junit_dir / f"{target}.xml"
-            )
+            results[target], seconds[target] = run_target(target, args, junit)
     report = compare(results, args.targets[0], args.targets[-1])
     print_report(report, seconds)
     if args.json:
