@@ -49,12 +49,13 @@ def canonicalizer(variables, device) -> Callable[[str], str]:
     pattern = re.compile(r"\b(" + "|".join(
         re.escape(k) for k in sorted(renames, key=len, reverse=True)) + r")\b") if renames else None
 
+    longest_first = sorted(functions, key=len, reverse=True)  # _timedarray_1, _timedarray
+
     def rename_function_identifier(match: re.Match) -> str:
         identifier = match.group(0)
         prefix = "_namespace" if identifier.startswith("_namespace") else ""
         rest = identifier[len(prefix):]
-        # the longest name that the identifier starts with (_timedarray_1 before _timedarray)
-        for name in sorted(functions, key=len, reverse=True):
+        for name in longest_first:
             if rest == name or rest.startswith(name + "_"):
                 return prefix + functions[name] + rest[len(name):]
         return identifier
