@@ -29,6 +29,7 @@ from .keys import ABI_VERSION, check_key, kernel_key
 from .loader.cffi_loader import Kernel, load_kernel
 from .spec import KernelSpec
 from .store import data as data_entries
+from .store.files import read_entry
 from .store.index import Index, IndexBatch
 from .store.layout import Layout
 from .store.locks import KeyLock
@@ -39,7 +40,7 @@ from .store.publish import (
     remove_tree,
     write_file_atomic,
 )
-from .store.trust import group_tier, open_trusted, private_temp_dir, publish_modes
+from .store.trust import group_tier, private_temp_dir, publish_modes
 from .toolchains.base import Toolchain
 from .toolchains.detect import detect
 
@@ -203,8 +204,7 @@ class Cache:
             return None
         library = directory / f"{LIBRARY_STEM}{self.toolchain.suffix}"
         try:
-            with open_trusted(tier.layout.root, library, tier.trusted_gid) as f:
-                content = f.read()
+            content = read_entry(tier.layout.root, library, tier.trusted_gid)
         except OSError:
             return None
         if xxhash.xxh3_128_hexdigest(content) != digest:
@@ -391,8 +391,7 @@ class Cache:
         for tier in self.tiers:
             path = tier.layout.data_file(key)
             try:
-                with open_trusted(tier.layout.root, path, tier.trusted_gid) as f:
-                    blob = f.read()
+                blob = read_entry(tier.layout.root, path, tier.trusted_gid)
             except OSError:
                 continue
             try:

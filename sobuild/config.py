@@ -1,16 +1,27 @@
-"""Settings from the environment: where the cache lives, its tiers and limits; size and time units."""
+"""Settings from the environment: where the cache lives, its tiers, limits and bounds.
+
+Every ``SOBUILD_*`` variable is declared once in ``VARIABLES`` with its parser and default,
+and read through ``setting(name)``: one true/false parser, one size parser, one duration
+parser. A value that does not parse raises ``ConfigError`` naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
 
 DEFAULT_MAX_SIZE = 5 * 1024**3
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 def parse_size(text: str | int) -> int:
@@ -33,12 +44,89 @@ def parse_duration(text: str | float) -> float:
     return float(m[1]) * _TIME_UNITS[m[2]]
 
 
+def parse_flag(text: str) -> bool:
+    """True for ``1``/``true``/``yes``/``on``, False for ``0``/``false``/``no``/``off``/empty."""
+    value = str(text).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not true or false: use 1 or 0")
+
+
+def parse_optional_flag(text: str) -> bool | None:
+    """``parse_flag``, with ``auto`` (or nothing) meaning None: let sobuild decide."""
+    return None if str(text).strip().lower() in ("", "auto") else parse_flag(text)
+
+
+def parse_jobs(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text!r}: use a whole number of at least 1")
+    return value
+
+
+def parse_lock_kind(text: str) -> str:
+    value = str(text).strip().lower() or "auto"
+    if value not in ("auto", "flock", "file"):
+        raise ValueError(f"{text!r}: use 'auto', 'flock' or 'file'")
+    return value
+
+
 def format_size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on: the scheduler's affinity (what SLURM or taskset gives
+    the job), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``SOBUILD_*`` environment variable: how it is parsed, its default, what it does."""
+
+    parse: Callable[[str], Any]
+    default: Any
+    meaning: str
+
+
+VARIABLES: dict[str, Variable] = {
+    "SOBUILD_MAX_SIZE": Variable(parse_size, DEFAULT_MAX_SIZE, "size limit of automatic pruning"),
+    "SOBUILD_JOBS": Variable(parse_jobs, None, "parallel compiler jobs (default: the CPUs "
+                                               "this process may use)"),
+    "SOBUILD_TRUST_GROUP": Variable(parse_flag, False, "trust the entries of a setgid group cache"),
+    "SOBUILD_LOCKS": Variable(parse_lock_kind, "auto", "lock kind: auto, flock or file"),
+    "SOBUILD_LOCK_TIMEOUT": Variable(parse_duration, 120.0, "age after which a lock file "
+                                                            "not refreshed by its holder is stale"),
+    "SOBUILD_LOCK_WAIT": Variable(parse_duration, 600.0, "longest wait for another process's "
+                                                         "build of the same kernel"),
+    "SOBUILD_BUILD_TIMEOUT": Variable(parse_duration, 600.0, "longest time one build may take"),
+    "SOBUILD_SQLITE_TIMEOUT": Variable(parse_duration, 10.0, "wait for a locked index "
+                                                             "(commands; a run waits at most 1 s)"),
+    "SOBUILD_SQLITE_WAL": Variable(parse_optional_flag, None, "sqlite WAL (default: off on "
+                                                              "network filesystems)"),
+}
+
+
+def setting(name: str) -> Any:
+    """The value of the environment variable ``name`` (declared in ``VARIABLES``), parsed."""
+    variable = VARIABLES[name]
+    text = os.environ.get(name)
+    if text is None or (text.strip() == "" and variable.default is not None):
+        return variable.default
+    try:
+        return variable.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}={text!r} is not valid ({variable.meaning}): {exc}") from None
 
 
 def default_cache_dir() -> Path:
@@ -59,15 +147,18 @@ class Settings:
     max_size: int
     jobs: int
     trust_group: bool
+    lock_wait: float = VARIABLES["SOBUILD_LOCK_WAIT"].default
+    build_timeout: float = VARIABLES["SOBUILD_BUILD_TIMEOUT"].default
 
     @classmethod
     def from_env(cls, cache_dir: str | os.PathLike | None = None) -> Settings:
-        env = os.environ
-        shared = env.get("SOBUILD_SHARED_DIR")
+        shared = os.environ.get("SOBUILD_SHARED_DIR")
         return cls(
             cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
             shared_dir=Path(shared).expanduser() if shared else None,
-            max_size=parse_size(env.get("SOBUILD_MAX_SIZE", DEFAULT_MAX_SIZE)),
-            jobs=int(env.get("SOBUILD_JOBS") or os.cpu_count() or 1),
-            trust_group=env.get("SOBUILD_TRUST_GROUP", "0").lower() in ("1", "true", "yes"),
+            max_size=setting("SOBUILD_MAX_SIZE"),
+            jobs=setting("SOBUILD_JOBS") or cpu_count(),
+            trust_group=setting("SOBUILD_TRUST_GROUP"),
+            lock_wait=setting("SOBUILD_LOCK_WAIT"),
+            build_timeout=setting("SOBUILD_BUILD_TIMEOUT"),
         )

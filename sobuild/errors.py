@@ -21,6 +21,14 @@ class UntrustedEntryError(SobuildError):
     """An entry's owner or permissions do not allow running its code."""
 
 
+class ConfigError(SobuildError, ValueError):
+    """A setting (an ``SOBUILD_*`` variable, a preference) has a value sobuild cannot use."""
+
+
+class SpecError(SobuildError, ValueError):
+    """A kernel spec holds something that cannot be built safely or at all."""
+
+
 @dataclass
 class BuildFailure:
     """One kernel that did not compile."""

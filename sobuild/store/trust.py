@@ -4,9 +4,9 @@ An entry is trusted when it belongs to the current user (or to root) and nobody 
 write it; or, in a tier configured as a group cache (``SOBUILD_TRUST_GROUP=1`` and a setgid
 directory whose group the user is in), when it belongs to that group. World-writable is
 never trusted. The directories between the tier's root and the entry are held to the same
-owners and may not be symbolic links, so no name leads out of the cache directory.
-Directories of one's own may be group-writable (a umask of 002 is common); files may not,
-outside a group cache: sobuild publishes them read-only.
+owners and may not be symbolic links, so no name leads out of the cache directory. Outside
+a group cache, a directory of one's own that is group-writable (made by a umask of 002) is
+made private when it is met (``tighten``); files may not be group-writable at all there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import UntrustedEntryError
 
@@ -43,7 +42,8 @@ def group_tier(root: Path, trust_group: bool) -> int | None:
     return None
 
 
-def _refuse(path: Path, st: os.stat_result, why: str) -> UntrustedEntryError:
+def refuse(path: Path, st: os.stat_result, why: str) -> UntrustedEntryError:
+    """The error refusing ``path``: what is wrong with it, and what to do."""
     return UntrustedEntryError(
         f"{path} {why} (uid {st.st_uid}, gid {st.st_gid}, mode {stat.filemode(st.st_mode)}): "
         f"sobuild will not run code from it. Remove it (`sobuild verify --repair`) or, if the "
@@ -56,13 +56,13 @@ def check_trusted(path: Path, st: os.stat_result, trusted_gid: int | None) -> No
         return
     mode = st.st_mode
     if mode & stat.S_IWOTH:
-        raise _refuse(path, st, "is writable by every user")
+        raise refuse(path, st, "is writable by every user")
     if trusted_gid is not None and st.st_gid == trusted_gid:
         return
     if st.st_uid not in (os.geteuid(), ROOT_UID):
-        raise _refuse(path, st, "belongs to another user")
+        raise refuse(path, st, "belongs to another user")
     if mode & stat.S_IWGRP:
-        raise _refuse(path, st, "is writable by its group, and this cache is not a trusted "
+        raise refuse(path, st, "is writable by its group, and this cache is not a trusted "
                                 "group cache")
 
 
@@ -71,53 +71,20 @@ def check_trusted_directory(path: Path, st: os.stat_result, trusted_gid: int | N
     if os.name == "nt":
         return
     if stat.S_ISLNK(st.st_mode):
-        raise _refuse(path, st, "is a symbolic link inside the cache (entries must not lead "
+        raise refuse(path, st, "is a symbolic link inside the cache (entries must not lead "
                                 "out of it)")
     if st.st_mode & stat.S_IWOTH:
-        raise _refuse(path, st, "is writable by every user")
+        raise refuse(path, st, "is writable by every user")
     if trusted_gid is not None and st.st_gid == trusted_gid:
         return
     if st.st_uid not in (os.geteuid(), ROOT_UID):
-        raise _refuse(path, st, "belongs to another user")
+        raise refuse(path, st, "belongs to another user")
 
 
-def open_trusted(root: Path, path: Path, trusted_gid: int | None) -> BinaryIO:
-    """Open the entry ``path`` of the tier ``root`` for reading, if its code may be run.
-
-    Raises UntrustedEntryError for a symbolic link, a name outside ``root``, or a file or
-    directory owned or writable by someone untrusted; OSError (FileNotFoundError ...) when it
-    cannot be read, which callers treat as a miss.
-    """
-    root, path = Path(root), Path(path)
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        raise UntrustedEntryError(f"{path} is outside the cache directory {root}") from None
-    if ".." in parts or not parts:
-        raise UntrustedEntryError(f"{path} leads out of the cache directory {root}")
-    if os.name == "nt":
-        return open(path, "rb")
-    directory = root
-    for part in parts[:-1]:
-        directory = directory / part
-        check_trusted_directory(directory, os.lstat(directory), trusted_gid)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise _refuse(path, os.lstat(path), "is a symbolic link inside the cache (entries "
-                                                "must not lead out of it)") from exc
-        raise
-    f = os.fdopen(fd, "rb")
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, st, "is not a regular file")
-        check_trusted(path, st, trusted_gid)
-    except BaseException:
-        f.close()
-        raise
-    return f
+def tighten(fd: int, st: os.stat_result, trusted_gid: int | None) -> None:
+    """Take group and world write from a directory of one's own outside a group cache."""
+    if trusted_gid is None and st.st_mode & 0o022 and st.st_uid == os.geteuid():
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o022)
 
 
 def current_umask() -> int:
