@@ -340,6 +340,7 @@ def main() -> None:
 
     import sobuild
     from sobuild.toolchains import detect
+    from sobuild.toolchains.probes import ProbeRecords
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-core-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -347,7 +348,7 @@ def main() -> None:
     sources_file = work / "sources.json"
     sources_file.write_text(json.dumps(sources))
     lines = sum(s.count("\n") for s in sources) / len(sources)
-    toolchain = detect(cache_dir=work / "probe")
+    toolchain = detect(records=ProbeRecords(work / "probe", None))
     jobs = int(os.environ.get("SOBUILD_JOBS") or os.cpu_count() or 1)
     print(f"{len(sources)} kernels of {lines:.0f} lines; {toolchain.short_name}; "
           f"{jobs} jobs; {os.cpu_count()} CPUs; median of {args.repeats}; load average "

@@ -6,7 +6,10 @@ import platform
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .probes import ProbeRecords
 
 SHARED_SUFFIXES = {"Linux": ".so", "Darwin": ".dylib", "Windows": ".dll"}
 
@@ -30,7 +33,7 @@ class Toolchain:
     output and ``target`` its target triple: together with ``family`` and ``resolved``
     (the compiler's path with symlinks resolved) they are the identity that goes into
     every kernel key. ``environment`` holds variables the compiler needs (MSVC's
-    vcvarsall environment); ``probe_dir`` is where probes of this compiler are cached.
+    vcvarsall environment); ``probe_records`` is where probes of this compiler are remembered.
     """
 
     command: tuple[str, ...]
@@ -39,7 +42,7 @@ class Toolchain:
     system: str = field(default_factory=platform.system)
     environment: tuple[tuple[str, str], ...] = ()
     resolved: str = ""
-    probe_dir: str | None = field(default=None, compare=False, repr=False)
+    probe_records: ProbeRecords | None = field(default=None, compare=False, repr=False)
 
     family: ClassVar[str] = "generic"
     #: Flags used when a spec names none.

@@ -1,8 +1,9 @@
 """Find the C++ compiler: SOBUILD_CXX, then CXX, then the PATH (cl.exe via vswhere on Windows).
 
 Probing a compiler (``--version``, ``-dumpmachine``) costs a few subprocess calls, so the
-result is cached in ``<cache>/toolchains/``, keyed by the compiler's path and file status:
-a warm process only stats the compiler and reads one small JSON file.
+result is remembered in ``<cache>/toolchains/`` (``ProbeRecords``), keyed by the compiler's
+path and file status: a warm process only stats the compiler and reads one small JSON file.
+The command that runs is always the one found here, never one read from a record.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import platform
 import shlex
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
 
 from ..errors import CompilerNotFoundError
 from .base import Toolchain
 from .clang import Clang
 from .gcc import GCC
 from .msvc import MSVC, find_msvc
-from .probes import cached, run_compiler, stat_fingerprint
+from .probes import ProbeRecords, run_compiler, stat_fingerprint
 
 POSIX_CANDIDATES = ("c++", "g++", "clang++")
 FAMILIES: dict[str, type[Toolchain]] = {"gcc": GCC, "clang": Clang, "msvc": MSVC}
@@ -98,27 +98,40 @@ _PROBE_FIELDS = ("family", "command", "version", "target", "system", "resolved",
 
 
 def _cached_probe(command: tuple[str, ...], environment: tuple[tuple[str, str], ...],
-                  cache_dir: str | os.PathLike | None) -> Toolchain:
-    probe_dir = str(Path(cache_dir) / "toolchains") if cache_dir is not None else None
+                  records: ProbeRecords | None) -> Toolchain:
+    recorded_environment = [list(kv) for kv in environment]
 
     def compute() -> dict:
-        toolchain = probe(command, environment)
-        return {**toolchain.identity(), "environment": [list(kv) for kv in environment]}
+        return {**probe(command, environment).identity(), "environment": recorded_environment}
+
+    def check(data: dict) -> str | None:
+        """Why a record is not this compiler's probe (None: it is)."""
+        if data["command"] != list(command):
+            return (f"names the command {data['command']!r}, not the compiler that was probed "
+                    f"({shlex.join(command)})")
+        if data["environment"] != recorded_environment:
+            return "names another environment than the compiler's"
+        if data["family"] not in FAMILIES or not all(
+                isinstance(data[f], str) for f in ("version", "target", "system", "resolved")):
+            return "is not a probe record of this version of sobuild"
+        return None
 
     fingerprint = stat_fingerprint(command[-1], *command, repr(environment))
-    data = cached(probe_dir, "probe", fingerprint, compute, _PROBE_FIELDS)
+    data = (records.get("probe", fingerprint, compute, _PROBE_FIELDS, check)
+            if records is not None else compute())
+    # The command and environment are the ones probed: a record only says what they are.
     return FAMILIES[data["family"]](
-        command=tuple(data["command"]), version=data["version"], target=data["target"],
-        system=data["system"], environment=tuple(tuple(kv) for kv in data["environment"]),
-        resolved=data["resolved"], probe_dir=probe_dir)
+        command=command, version=data["version"], target=data["target"],
+        system=data["system"], environment=environment, resolved=data["resolved"],
+        probe_records=records)
 
 
-def detect(env: Mapping[str, str] | None = None, cache_dir: str | os.PathLike | None = None
+def detect(env: Mapping[str, str] | None = None, records: ProbeRecords | None = None
            ) -> Toolchain:
     """The toolchain sobuild builds with; CompilerNotFoundError saying what to do if none.
 
-    ``env`` (default ``os.environ``) supplies SOBUILD_CXX, CXX and PATH; ``cache_dir`` is
-    the cache directory whose ``toolchains/`` remembers probes.
+    ``env`` (default ``os.environ``) supplies SOBUILD_CXX, CXX and PATH; ``records`` is
+    where probes are remembered (a cache's ``toolchains/``), None to probe every time.
     """
     env = os.environ if env is None else env
     looked: list[str] = []
@@ -131,7 +144,7 @@ def detect(env: Mapping[str, str] | None = None, cache_dir: str | os.PathLike | 
                 resolved, environment = (*command[:-1], msvc.cl_path), msvc.environment
         if resolved is not None:
             try:
-                return _cached_probe(resolved, environment, cache_dir)
+                return _cached_probe(resolved, environment, records)
             except CompilerNotFoundError as exc:
                 where = f"{source}={env[source]!r}" if source != "PATH" else "on the PATH"
                 raise CompilerNotFoundError(f"{resolved[-1]} ({where}): {exc}") from None
@@ -150,10 +163,10 @@ def detect(env: Mapping[str, str] | None = None, cache_dir: str | os.PathLike | 
         f"install g++; macOS: xcode-select --install), or: {HOW_TO_SET}")
 
 
-def from_command(command: str, cache_dir: str | os.PathLike | None = None) -> Toolchain:
+def from_command(command: str, records: ProbeRecords | None = None) -> Toolchain:
     """The toolchain of ``command`` (``"clang++"``, ``"/opt/gcc-13/bin/g++"``, ``"ccache g++"``).
 
     For ``sobuild.Cache(toolchain=from_command("clang++"))``; raises CompilerNotFoundError
-    when it is missing or not a compiler.
+    when it is missing or not a compiler. ``records``: where its probe is remembered.
     """
-    return detect({"SOBUILD_CXX": command, "PATH": os.environ.get("PATH", "")}, cache_dir)
+    return detect({"SOBUILD_CXX": command, "PATH": os.environ.get("PATH", "")}, records)

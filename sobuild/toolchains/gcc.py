@@ -7,7 +7,7 @@ import re
 import shlex
 
 from .base import Toolchain
-from .probes import cached, cpu_descriptor, run_compiler, stat_fingerprint
+from .probes import cpu_descriptor, run_compiler, stat_fingerprint
 
 #: Flags whose meaning depends on the host CPU: a key must then name the CPU.
 NATIVE_FLAG_RE = re.compile(r"^-m(?:arch|tune|cpu)=native$")
@@ -74,13 +74,17 @@ class GCC(Toolchain):
         Asked of the compiler (``-###``) once per host: cached by the compiler's stat and the
         CPU's model and features, which differ between the nodes of a mixed cluster.
         """
-        memo = (self.command, native, self.probe_dir)
+        memo = (self.command, native, self.probe_records)
         if memo not in _native_memo:
             cpu = cpu_descriptor()
             fingerprint = (stat_fingerprint(self.path, *self.command, *native, cpu)
                            if cpu is not None else None)
-            data = cached(self.probe_dir, "native", fingerprint,
-                          lambda: {"options": self._ask_native(native, cpu)}, ("options",))
+
+            def compute() -> dict:
+                return {"options": self._ask_native(native, cpu)}
+
+            data = (self.probe_records.get("native", fingerprint, compute, ("options",))
+                    if self.probe_records is not None else compute())
             _native_memo[memo] = data["options"]
         return _native_memo[memo]
 

@@ -16,6 +16,7 @@ import pytest
 import sobuild
 from sobuild import CompilerNotFoundError
 from sobuild.toolchains import GCC, Clang, detect, from_command
+from sobuild.toolchains.probes import ProbeRecords
 
 from .kernels import scale_spec
 
@@ -130,8 +131,11 @@ def test_a_warm_process_does_not_run_the_compiler(cache_dir, monkeypatch, tmp_pa
 
 NATIVE_KEY = """
 import sys
+from pathlib import Path
 from sobuild.toolchains import detect
-print(detect(cache_dir=sys.argv[1]).key_identity(("-O3", "-march=native"))["native"])
+from sobuild.toolchains.probes import ProbeRecords
+records = ProbeRecords(Path(sys.argv[1]), None)
+print(detect(records=records).key_identity(("-O3", "-march=native"))["native"])
 """
 
 
@@ -148,25 +152,27 @@ def test_what_march_native_means_is_probed_once_per_host(cache_dir, monkeypatch,
 
 def test_a_changed_compiler_is_probed_again(cache_dir, tmp_path):
     wrapper, log = recording_compiler(tmp_path)
-    first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir)
+    records = ProbeRecords(cache_dir, None)
+    first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records)
     assert invocations(log) == ["--version", "-dumpmachine"]
-    assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir) == first
+    assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
     assert len(invocations(log)) == 2
     with open(wrapper, "a") as f:  # a compiler upgrade changes the file
         f.write("# upgraded\n")
-    detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir)
+    detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records)
     assert len(invocations(log)) == 4
 
 
 def test_a_corrupt_probe_file_is_probed_again_and_rewritten(cache_dir, tmp_path):
     wrapper, log = recording_compiler(tmp_path)
-    first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir)
+    records = ProbeRecords(cache_dir, None)
+    first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records)
     (probe_file,) = (cache_dir / "toolchains").glob("probe-*.json")
     for garbage in ("{not json", '{"family": "gcc"}', "[]"):
         probe_file.write_text(garbage)
-        assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir) == first
+        assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
     assert len(invocations(log)) == 2 * 4
-    assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, cache_dir) == first
+    assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
     assert len(invocations(log)) == 2 * 4  # the last probe was written back
 
 
@@ -222,7 +228,7 @@ def test_bin_true_is_not_a_compiler(cache_dir, monkeypatch):
 def test_a_program_printing_nonsense_is_not_a_compiler(tmp_path):
     nonsense = script(tmp_path / "nonsense", "echo 'Hello from a build script'\n")
     with pytest.raises(CompilerNotFoundError, match="printed 'Hello from a build script'"):
-        detect({"SOBUILD_CXX": nonsense, "PATH": PATH}, tmp_path / "cache")
+        detect({"SOBUILD_CXX": nonsense, "PATH": PATH}, ProbeRecords(tmp_path / "cache", None))
     assert not list((tmp_path / "cache").glob("toolchains/probe-*"))  # nothing remembered
 
 
@@ -238,8 +244,9 @@ def test_a_gcc_lookalike_without_a_target_triple_is_refused(tmp_path):
 
 
 def test_from_command_gives_the_toolchain_of_one_compiler(clangxx, tmp_path):
-    toolchain = from_command("clang++", tmp_path)
+    records = ProbeRecords(tmp_path, None)
+    toolchain = from_command("clang++", records)
     assert isinstance(toolchain, Clang) and toolchain.command == (clangxx,)
-    assert toolchain.probe_dir == str(tmp_path / "toolchains")
+    assert toolchain.probe_records == records
     with pytest.raises(CompilerNotFoundError, match="SOBUILD_CXX='no-such-compiler'"):
         from_command("no-such-compiler")

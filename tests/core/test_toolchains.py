@@ -27,6 +27,7 @@ from sobuild.toolchains.msvc import (
     quote_arg,
     vcvars_arch,
 )
+from sobuild.toolchains.probes import ProbeRecords
 
 from .kernels import BROKEN_SOURCE, SCALE_ENTRY, family, scale_spec
 
@@ -40,12 +41,12 @@ def fixture(name: str) -> str:
 
 @pytest.fixture
 def gxx(cache_dir):
-    return from_command(shutil.which("g++"), cache_dir)
+    return from_command(shutil.which("g++"), ProbeRecords(cache_dir, None))
 
 
 @pytest.fixture
 def clang(cache_dir, clangxx):
-    return from_command(clangxx, cache_dir)
+    return from_command(clangxx, ProbeRecords(cache_dir, None))
 
 
 # -- GCC and Clang, for real ------------------------------------------------------------------
@@ -181,7 +182,7 @@ def test_native_options_are_read_from_the_driver_output():
 def test_march_native_puts_the_host_cpu_into_the_key(cache_dir, compiler):
     if shutil.which(compiler) is None:
         pytest.skip(f"{compiler} is not installed")
-    toolchain = from_command(compiler, cache_dir)
+    toolchain = from_command(compiler, ProbeRecords(cache_dir, None))
     cache = sobuild.Cache(cache_dir, toolchain=toolchain)
     portable = scale_spec(flags=("-O3",))
     native = scale_spec(flags=("-O3", "-march=native"))
@@ -375,10 +376,11 @@ def test_detect_probes_a_cl_exe_by_its_banner(tmp_path):
     cl = bin_dir / "cl.exe"
     cl.write_text(f"#!/bin/sh\ncat '{FIXTURES / 'cl_banner_arm64.txt'}' >&2\n")
     cl.chmod(0o755)
-    toolchain = detect({"SOBUILD_CXX": "cl.exe", "PATH": str(bin_dir)}, tmp_path / "cache")
+    records = ProbeRecords(tmp_path / "cache", None)
+    toolchain = detect({"SOBUILD_CXX": "cl.exe", "PATH": str(bin_dir)}, records)
     assert isinstance(toolchain, MSVC)
     assert (toolchain.target, toolchain.suffix) == ("aarch64-pc-windows-msvc", ".dll")
-    assert detect({"SOBUILD_CXX": "cl.exe", "PATH": str(bin_dir)}, tmp_path / "cache") == toolchain
+    assert detect({"SOBUILD_CXX": "cl.exe", "PATH": str(bin_dir)}, records) == toolchain
 
 
 def test_a_missing_cl_exe_says_what_to_do(tmp_path):
