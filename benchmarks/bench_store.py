@@ -100,7 +100,7 @@ def child_lookups(root: str, n: int, seed: int, barrier: str | None) -> None:
     rng = random.Random(seed)
     first = rng.choice(names["keys"])
     t0 = time.perf_counter()
-    assert cache._lookup(first) is not None
+    assert cache._find(first) is not None
     first_lookup = time.perf_counter() - t0
     plan = [("k", rng.choice(names["keys"])) if rng.random() < 0.8 else
             ("d", rng.choice(names["data"])) for _ in range(n)]
@@ -112,7 +112,7 @@ def child_lookups(root: str, n: int, seed: int, barrier: str | None) -> None:
     t_all = time.perf_counter()
     for kind, key in plan:
         t0 = time.perf_counter()
-        found = cache._lookup(key) if kind == "k" else cache.get_data(key)
+        found = cache._find(key) if kind == "k" else cache.get_data(key)
         (kernel_times if kind == "k" else data_times).append(time.perf_counter() - t0)
         misses += found is None
     t_end = time.perf_counter()

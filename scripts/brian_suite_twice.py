@@ -78,7 +78,7 @@ def outcomes(xml_files: list[Path]) -> dict[str, str]:
 def counters(cache_dir: Path) -> dict[str, float]:
     import sobuild
 
-    return sobuild.Cache(cache_dir).index.counters()
+    return sobuild.Cache(cache_dir).store.counters()
 
 
 def run_suite(name: str, cache_dir: Path, work: Path, enabled: bool, k: str | None,

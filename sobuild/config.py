@@ -110,6 +110,8 @@ VARIABLES: dict[str, Variable] = {
     "SOBUILD_LOCK_WAIT": Variable(parse_duration, 600.0, "longest wait for another process's "
                                                          "build of the same kernel"),
     "SOBUILD_BUILD_TIMEOUT": Variable(parse_duration, 600.0, "longest time one build may take"),
+    "SOBUILD_RETRY_FAILED": Variable(parse_flag, False, "build kernels again whose earlier "
+                                                        "build failed"),
     "SOBUILD_SQLITE_TIMEOUT": Variable(parse_duration, 10.0, "wait for a locked index "
                                                              "(commands; a run waits at most 1 s)"),
     "SOBUILD_SQLITE_WAL": Variable(parse_optional_flag, None, "sqlite WAL (default: off on "

@@ -37,6 +37,8 @@ class BuildFailure:
     source_path: str
     log_path: str
     first_lines: list[str]
+    #: True when an earlier process's failure was remembered and nothing was compiled.
+    remembered: bool = False
 
 
 class BuildError(SobuildError):
@@ -48,5 +50,9 @@ class BuildError(SobuildError):
         for f in failures:
             parts.append(f"\n--- kernel {f.key}\n    source kept at {f.source_path}"
                          f"\n    full log at {f.log_path}")
+            if f.remembered:
+                parts.append("    (this build failed before and was not run again: set "
+                             "SOBUILD_RETRY_FAILED=1 or run `sobuild clear --failed` once the "
+                             "cause is fixed outside the kernel's source and flags)")
             parts.extend(f"    | {line}" for line in f.first_lines)
         super().__init__("\n".join(parts))

@@ -10,7 +10,6 @@ the cached code generation.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -45,24 +44,9 @@ def _check_no_foreign_files(root: Path) -> None:
 def clear_brian_entries(root: str | os.PathLike) -> int:
     """Remove the Brian2 kernels (and their shared objects) under ``root``; returns how many
     shared objects were removed."""
-    from ..store.index import Index
-    from ..store.layout import Layout
-    from ..store.prune import remove_entry
+    from ..store.store import Store
 
-    layout = Layout(root)
-    index = Index(layout)
-    removed = []
-    for directory in layout.iter_artifact_dirs():
-        try:
-            meta = json.loads((directory / "meta.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("namespace") == NAMESPACE:
-            remove_entry(layout, index, directory.name, "shared_object")
-            removed.append(directory.name)
-    if removed:
-        index.forget(removed)
-    return len(removed)
+    return Store(root).remove_namespace(NAMESPACE, data=False)
 
 
 def install() -> None:

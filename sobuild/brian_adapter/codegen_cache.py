@@ -57,7 +57,6 @@ from brian2.utils.logger import BrianLogger
 
 from ..errors import SobuildError, UntrustedEntryError
 from ..keys import data_key
-from ..store import data as data_entries
 from . import prefs as sobuild_prefs
 
 NAMESPACE = "brian2"
@@ -405,10 +404,7 @@ def _faithful_pickle(value: Any) -> bytes | None:
 
 def _discard(cache, key: str) -> None:
     """Remove an unusable entry from the writable tier (put_data never overwrites)."""
-    try:
-        cache.layout.data_file(key).unlink(missing_ok=True)
-    except OSError:
-        pass
+    cache.remove_data(key)
 
 
 def _decorated(module: str, path: str) -> Callable:
@@ -442,19 +438,4 @@ def install() -> None:
 def clear() -> int:
     """Remove the cached Brian2 code generation (data entries of namespace ``brian2``) from
     the writable cache directory; returns how many entries were removed."""
-    cache = sobuild_prefs.get_cache()
-    removed = []
-    for path in cache.layout.iter_data_files():
-        try:
-            if data_entries.read_header(path).get("namespace") != NAMESPACE:
-                continue
-        except (OSError, ValueError):
-            continue  # not ours to judge: `sobuild verify --repair` deals with it
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        removed.append(path.name)
-    if removed:
-        cache.index.forget(removed)
-    return len(removed)
+    return sobuild_prefs.get_cache().store.remove_namespace(NAMESPACE, kernels=False)

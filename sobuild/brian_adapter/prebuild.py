@@ -140,7 +140,6 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
         os.environ["MPLBACKEND"] = "Agg"
         from brian2 import prefs
 
-        from ..cache import Cache
         from . import prefs as sobuild_prefs
 
         prefs.codegen.target = target or "sobuild"
@@ -148,7 +147,7 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
         prefs["codegen.runtime.sobuild.cache_dir"] = str(into_path or
                                                          Settings.from_env().cache_dir)
         cache = sobuild_prefs.get_cache()
-        before = cache.index.counters() if cache.layout.index.exists() else {}
+        before = cache.store.counters()
         result = PrebuildResult(script, cache.root)
 
         def on_run(number: int, name: str, code_objects: int) -> None:
@@ -157,8 +156,7 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
 
         sys.argv[:] = [str(script), *(args or [])]
         sys.path.insert(0, str(script.parent))
-        saved_progress = Cache.__dict__["progress"]  # the raw class attribute, as it was
-        Cache.progress = staticmethod(progress) if progress is not None else None
+        saved_progress, cache.progress = cache.progress, progress
         try:
             with build_only(target, into_path, on_run):
                 runpy.run_path(str(script), run_name="__main__")
@@ -171,10 +169,10 @@ def prebuild(script: str | os.PathLike, args: list[str] | None = None, *,
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = _script_traceback(exc, script)
         finally:
-            Cache.progress = saved_progress
+            cache.progress = saved_progress
         cache = sobuild_prefs.get_cache()
         cache.flush()
-        after = cache.index.counters() if cache.layout.index.exists() else {}
+        after = cache.store.counters()
         result.cache_dir = cache.root
         result.counters = {k: v - before.get(k, 0) for k, v in after.items()
                            if v - before.get(k, 0)}

@@ -1,4 +1,11 @@
-"""dlopen an artifact once, find a kernel through ``sobuild_lookup``, call it with raw pointers.
+"""dlopen a verified artifact once, find a kernel through ``sobuild_lookup``, call it with raw
+pointers.
+
+What is loaded is the inode that was checked: the Store hands over an open, digest-checked
+handle, and Linux loads it as ``/proc/self/fd/N``. That descriptor stays open for as long
+as the library is loaded (for the process's life), so no later handle can reuse its
+number, and with it the name under which the dynamic loader knows the library. Elsewhere
+the checked bytes are written to a private copy, which is loaded instead.
 
 One declaration serves every artifact (``void* sobuild_lookup(const char*)``, in the
 generated out-of-line module ``_ffi``); each distinct entry signature is parsed once into a
@@ -10,12 +17,17 @@ function for callers that pass pointers themselves, at the cost of one cffi call
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 
 from ._ffi import ffi  # out-of-line: no pycparser at run time (see ffi_build.py)
 
+#: Loaded libraries by digest (content-addressed: one load per process is exact).
 _libraries: dict[str, object] = {}
+#: Descriptors of libraries loaded through /proc/self/fd: never closed (see above).
+_held_descriptors: list[int] = []
+_PROC_FD = "/proc/self/fd"
 
 #: C type of a pointee -> the numpy dtype name an array must have to be passed for it.
 POINTEE_DTYPES = {
@@ -31,13 +43,66 @@ class KernelLoadError(RuntimeError):
     """An artifact does not hold the kernel it should."""
 
 
-def open_library(path: str | os.PathLike):
-    """dlopen ``path`` once per process (paths are content-addressed, so caching is exact)."""
-    key = os.fspath(path)
-    lib = _libraries.get(key)
-    if lib is None:
-        lib = _libraries[key] = ffi.dlopen(key)
+def loaded(digest: str):
+    """The library of ``digest`` if this process has loaded it already."""
+    return _libraries.get(digest)
+
+
+def load_verified(fd: int, digest: str, suffix: str):
+    """Load the checked library open at ``fd`` (which this takes over) once per process."""
+    lib = _libraries.get(digest)
+    if lib is not None:
+        os.close(fd)
+        return lib
+    if os.path.isdir(_PROC_FD):
+        try:
+            lib = ffi.dlopen(f"{_PROC_FD}/{fd}")
+        except BaseException:
+            os.close(fd)
+            raise
+        _held_descriptors.append(fd)
+    else:
+        try:
+            content = _read_all(fd)
+        finally:
+            os.close(fd)
+        lib = _load_private_copy(content, digest, suffix)
+    _libraries[digest] = lib
     return lib
+
+
+def load_bytes(content: bytes, digest: str, suffix: str):
+    """Load a library from bytes this process holds (built and hashed here) once per process."""
+    lib = _libraries.get(digest)
+    if lib is None:
+        lib = _libraries[digest] = _load_private_copy(content, digest, suffix)
+    return lib
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _load_private_copy(content: bytes, digest: str, suffix: str):
+    """dlopen a copy of ``content`` that only this user can reach."""
+    if hasattr(os, "memfd_create") and os.path.isdir(_PROC_FD):
+        fd = os.memfd_create(f"sobuild-{digest}", os.MFD_CLOEXEC)
+        os.write(fd, content)
+        lib = ffi.dlopen(f"{_PROC_FD}/{fd}")
+        _held_descriptors.append(fd)
+        return lib
+    from ..store.trust import private_temp_dir
+
+    directory = private_temp_dir()
+    fd, path = tempfile.mkstemp(prefix=f"{digest}-", suffix=suffix, dir=directory)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
+    return ffi.dlopen(path)
 
 
 @cache
@@ -104,8 +169,8 @@ class Kernel:
         return f"<sobuild.Kernel {self.entry!r} key={self.key[:12]}>"
 
 
-def load_kernel(library_path: Path, key: str, pointer_type: str, entry: str) -> Kernel:
-    lib = open_library(library_path)
+def load_kernel(lib, key: str, pointer_type: str, entry: str, library_path: Path) -> Kernel:
+    """The kernel ``key`` of the loaded library ``lib``; KernelLoadError if it holds none."""
     address = lib.sobuild_lookup(key.encode())
     if address == ffi.NULL:
         raise KernelLoadError(f"{library_path} does not hold kernel {key}")

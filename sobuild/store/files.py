@@ -29,6 +29,10 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 SAFE_OPEN = os.name == "posix" and os.open in os.supports_dir_fd
 
 
+class NotRegularFileError(OSError):
+    """A trusted entry that is not a regular file (a FIFO, a directory ...): broken, not hostile."""
+
+
 @dataclass
 class EntryFile:
     """A checked, open entry: ``fd`` stays valid (and names the checked inode) until closed."""
@@ -71,10 +75,10 @@ def open_entry(root: str | os.PathLike, path: str | os.PathLike, trusted_gid: in
                ) -> EntryFile:
     """Open the file ``path`` (absolute inside ``root``, or relative to it) for reading.
 
-    Raises UntrustedEntryError for a symbolic link, a name outside ``root``, something
-    that is not a regular file, or a file or directory owned or writable by someone
-    untrusted; OSError (FileNotFoundError ...) when it is not there, which callers treat
-    as a miss. The caller closes the result (or uses ``opened``).
+    Raises UntrustedEntryError for a symbolic link, a name outside ``root``, or a file or
+    directory owned or writable by someone untrusted; NotRegularFileError for a trusted
+    FIFO, directory or device; OSError (FileNotFoundError ...) when it is not there, which
+    callers treat as a miss. The caller closes the result (or uses ``opened``).
     """
     root = Path(root)
     parts = _relative_parts(root, path)
@@ -107,9 +111,10 @@ def open_entry(root: str | os.PathLike, path: str | os.PathLike, trusted_gid: in
         os.close(directory)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise refuse(full, st, "is not a regular file")
         check_trusted(full, st, trusted_gid)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"{full} is not a regular file "
+                                      f"({stat.filemode(st.st_mode)})")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

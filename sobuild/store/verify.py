@@ -10,22 +10,23 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import xxhash
-
+from ..errors import UntrustedEntryError
 from ..keys import KEY_RE
 from ..toolchains.base import SHARED_SUFFIXES
 from .cleanup import find_leftovers
 from .data import CorruptEntryError, decode
+from .files import NotRegularFileError
 from .index import Index
 from .layout import Layout
+from .meta import BadMetaError
 from .publish import remove_tree
+from .store import LIBRARY_STEM, BrokenEntryError, Store
 
-LIBRARY_NAMES = tuple(f"lib{s}" for s in sorted(set(SHARED_SUFFIXES.values())))
+LIBRARY_NAMES = tuple(f"{LIBRARY_STEM}{s}" for s in sorted(set(SHARED_SUFFIXES.values())))
 
 
 @dataclass(frozen=True)
@@ -51,78 +52,123 @@ class Report:
         return not self.problems
 
 
-def _check_artifact(directory: Path, problems: list[Problem]) -> str | None:
-    """Problems of one artifact directory; its digest if it is sound."""
+def _check_artifact(store: Store, directory: Path, problems: list[Problem]
+                    ) -> tuple[str, set[str]] | None:
+    """Problems of one artifact directory; (its digest, the keys it holds) if it is sound."""
     name = directory.name
     if not KEY_RE.match(name) or directory.parent.name != name[:2]:
         problems.append(Problem("stray file", directory, "not an artifact digest"))
         return None
+    if directory.is_symlink():
+        problems.append(Problem("untrusted", directory, "a symbolic link"))
+        return None
     try:
-        meta = json.loads((directory / "meta.json").read_text())
-    except (OSError, ValueError) as exc:
+        meta = store.read_meta(name)
+    except UntrustedEntryError as exc:
+        problems.append(Problem("untrusted", directory, _why(exc)))
+        return None
+    except (OSError, BadMetaError) as exc:
         problems.append(Problem("bad meta", directory, f"meta.json unreadable ({exc})"))
         return None
-    libraries = [directory / n for n in LIBRARY_NAMES if (directory / n).exists()]
+    libraries = [n for n in LIBRARY_NAMES if os.path.lexists(directory / n)]
     if len(libraries) != 1:
         problems.append(Problem("missing library", directory, "no shared object in it"))
         return None
     try:
-        content = libraries[0].read_bytes()
-        mode = directory.stat().st_mode | libraries[0].stat().st_mode
+        entry = store.open_library(name, libraries[0][len(LIBRARY_STEM):])
+    except UntrustedEntryError as exc:
+        problems.append(Problem("untrusted", directory, _why(exc)))
+        return None
+    except BrokenEntryError as exc:
+        problems.append(Problem("corrupt artifact", directory, str(exc)))
+        return None
     except OSError as exc:
         problems.append(Problem("unreadable", directory, str(exc)))
         return None
-    digest = xxhash.xxh3_128_hexdigest(content)
-    if digest != name or meta.get("digest") != name:
+    if entry is None:
+        problems.append(Problem("missing library", directory, "no shared object in it"))
+        return None
+    entry.close()
+    if meta.digest != name:
         problems.append(Problem("corrupt artifact", directory,
-                                f"{libraries[0].name} hashes to {digest[:12]}…"))
+                                f"meta.json names {meta.digest[:12]}…"))
         return None
-    if mode & stat.S_IWOTH:
-        problems.append(Problem("untrusted", directory, "writable by every user"))
-        return None
-    return name
+    return name, set(meta.kernel_keys)
 
 
-def verify(layout: Layout) -> Report:
-    """Check every entry of ``layout`` and the index against the files."""
+def _why(exc: UntrustedEntryError) -> str:
+    """The first sentence of a refusal: what is wrong, without the advice."""
+    return str(exc).split(": sobuild will not run", 1)[0]
+
+
+def _read(store: Store, path: Path, problems: list[Problem], what: str) -> bytes | None:
+    """The bytes of an entry file, or None after recording why it cannot be used."""
+    try:
+        return store.read(path)
+    except UntrustedEntryError as exc:
+        problems.append(Problem("untrusted", path, _why(exc)))
+    except NotRegularFileError as exc:
+        problems.append(Problem(f"bad {what}", path, str(exc)))
+    except OSError as exc:
+        problems.append(Problem(f"bad {what}", path, f"unreadable ({exc.strerror or exc})"))
+    return None
+
+
+def verify(store: Store) -> Report:
+    """Check every entry of ``store`` and its index against the files.
+
+    Nothing is followed or waited for: links, FIFOs and entries of untrusted owners are
+    reported (``untrusted``), as are keys naming an artifact that does not hold them.
+    """
+    layout = store.layout
     report = Report()
     problems = report.problems
-    sound: set[str] = set()
+    sound: dict[str, set[str]] = {}
     on_disk: set[str] = set()
     for directory in layout.iter_artifact_dirs():
         report.artifacts += 1
         on_disk.add(directory.name)
-        digest = _check_artifact(directory, problems)
-        if digest:
-            sound.add(digest)
+        checked = _check_artifact(store, directory, problems)
+        if checked:
+            sound[checked[0]] = checked[1]
     keys: dict[str, str] = {}
     for path in layout.iter_kernel_files():
         report.kernels += 1
-        try:
-            target = json.loads(path.read_bytes())["artifact"]
-        except (OSError, ValueError, KeyError, TypeError):
-            problems.append(Problem("bad key file", path, "unreadable kernel key file"))
-            continue
         if not KEY_RE.match(path.name):
             problems.append(Problem("stray file", path, "not a kernel key"))
-        elif target not in sound:
+            continue
+        blob = _read(store, path, problems, "key file")
+        if blob is None:
+            continue
+        try:
+            target = json.loads(blob)["artifact"]
+        except (ValueError, KeyError, TypeError):
+            problems.append(Problem("bad key file", path, "unreadable kernel key file"))
+            continue
+        if target not in sound:
             problems.append(Problem("dangling key", path, f"names artifact {str(target)[:12]}…, "
                                     "missing or broken"))
+        elif path.name not in sound[target]:
+            problems.append(Problem("wrong key", path, f"names artifact {target[:12]}…, which "
+                                    "does not hold this kernel"))
         else:
             keys[path.name] = target
     data: set[str] = set()
     for path in layout.iter_data_files():
         report.data += 1
         on_disk.add(path.name)
+        blob = _read(store, path, problems, "data")
+        if blob is None:
+            continue
         try:
-            decode(path.read_bytes())
-        except (OSError, CorruptEntryError) as exc:
+            decode(blob)
+        except CorruptEntryError as exc:
             problems.append(Problem("corrupt data", path, str(exc)))
             continue
         data.add(path.name)
     for orphan, size in find_leftovers(layout):
         problems.append(Problem("orphan temp", orphan, f"left by a crashed process ({size} bytes)"))
-    problems.extend(_check_index(layout, on_disk, sound | data, keys))
+    problems.extend(_check_index(layout, on_disk, set(sound) | data, keys))
     return report
 
 
@@ -155,8 +201,9 @@ def _check_index(layout: Layout, on_disk: set[str], entries: set[str], keys: dic
     return problems
 
 
-def repair(layout: Layout, report: Report) -> dict[str, int]:
-    """Remove the broken entries of ``report`` and rebuild the index from the files."""
+def repair(store: Store, report: Report) -> dict[str, int]:
+    """Remove the broken and untrusted entries of ``report``; rebuild the index from the files."""
+    layout = store.layout
     removed = 0
     for problem in report.problems:
         path = problem.path
@@ -168,7 +215,10 @@ def repair(layout: Layout, report: Report) -> dict[str, int]:
                 layout.tmp.mkdir(parents=True, exist_ok=True)
                 os.rename(path, aside)
                 path = aside
-            remove_tree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                remove_tree(path)
+            else:
+                path.unlink(missing_ok=True)
         except FileNotFoundError:
             continue
         removed += 1

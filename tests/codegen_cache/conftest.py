@@ -54,7 +54,7 @@ def counters(cache_dir: Path) -> dict[str, float]:
     import sobuild
 
     cache = sobuild.Cache(cache_dir)
-    return cache.index.counters()
+    return cache.store.counters()
 
 
 def _run_model(cache_dir: Path, out: Path, *, enabled: bool = True, hash_seed: str = "0",

@@ -28,7 +28,7 @@ def _counters(codegen):
 
     cache = get_cache()
     cache.flush()
-    return cache.index.counters()
+    return cache.store.counters()
 
 
 def _statements_text(result):

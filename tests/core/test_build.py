@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,9 @@ import pytest
 
 import sobuild
 from sobuild import BuildError, CompilerNotFoundError, KernelSpec
-from sobuild.build.translation_unit import partition, split_source
+from sobuild.build.ninja import Unit, build_units
+from sobuild.build.translation_unit import partition, render, split_source
+from sobuild.toolchains.detect import from_command
 
 from .kernels import BROKEN_SOURCE, SCALE_ENTRY, family, scale_spec
 
@@ -76,7 +80,7 @@ def test_a_compile_error_names_the_kept_source_and_the_rest_of_the_batch_is_buil
     # the good kernels of the same batch were published
     assert all(cache.lookup(spec) is not None for spec in good)
     cache.flush()
-    counters = cache.index.counters()
+    counters = cache.store.counters()
     assert counters["builds"] == 3 and counters["build_errors"] == 1
 
 
@@ -107,3 +111,77 @@ def test_sobuild_jobs_sets_the_parallelism(cache_dir, monkeypatch):
     assert sobuild.Cache(cache_dir).jobs == 3
     monkeypatch.delenv("SOBUILD_JOBS")
     assert sobuild.Cache(cache_dir).jobs == os.cpu_count()
+
+
+# -- a build that hangs, a disk that is full ----------------------------------------------------
+
+HANGING_COMPILER = """#!/bin/sh
+# g++, but a compile (not a probe) writes its pid and hangs
+for arg in "$@"; do
+  if [ "$arg" = "-shared" ]; then echo $$ >> "{pids}"; exec sleep 100000; fi
+done
+exec {gxx} "$@"
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def _units(specs: list[KernelSpec], toolchain) -> list[Unit]:
+    kernels = [(f"{i:032x}", spec) for i, spec in enumerate(specs)]
+    return [Unit(f"unit{i}", group, render(group, toolchain))
+            for i, group in enumerate(partition(kernels, jobs=len(specs)))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_hanging_compiler_is_killed_with_its_whole_build_after_the_timeout(tmp_path):
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "hanging-g++"
+    wrapper.write_text(HANGING_COMPILER.format(pids=pids, gxx=shutil.which("g++")))
+    wrapper.chmod(0o755)
+    toolchain = from_command(str(wrapper))
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    results = build_units(_units(family(2), toolchain), build_dir, toolchain, jobs=2,
+                          timeout=0.5)
+    assert [(r.timed_out, r.ok, r.disk_full) for r in results] == [(True, False, False)] * 2
+    assert all(r.log.startswith("sobuild stopped this build after 0.5 s (SOBUILD_BUILD_TIMEOUT)")
+               for r in results)
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert started
+    while any(_running(pid) for pid in started):  # SIGKILL sent: they end (no fixed wait)
+        pass
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs, filled up but for ``room`` bytes: a disk that is full for real."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {proc.stderr.strip()}")
+    build_dir = mount_point / "build"
+    build_dir.mkdir()
+    room = 8 << 10  # the sources and build.ninja fit, the shared object does not
+    st = os.statvfs(mount_point)
+    (mount_point / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - room))
+    yield build_dir
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_full_disk_is_told_from_a_compile_error_by_the_file_system(full_disk, tmp_path):
+    toolchain = from_command(shutil.which("g++"))
+    broken = KernelSpec(source=BROKEN_SOURCE, entry=SCALE_ENTRY)
+    (result,) = build_units(_units([scale_spec()], toolchain), full_disk, toolchain, jobs=1)
+    assert (result.ok, result.disk_full, result.timed_out) == (False, True, False)
+    roomy = tmp_path / "roomy"
+    roomy.mkdir()
+    (result,) = build_units(_units([broken], toolchain), roomy, toolchain, jobs=1)
+    assert (result.ok, result.disk_full) == (False, False)

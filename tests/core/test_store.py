@@ -45,7 +45,7 @@ def test_a_batch_is_built_once_and_loaded_from_the_cache_in_later_processes(cach
         "v = np.full(3, 16.0)\n"
         "kernels[2](v, 3)\n"
         "cache.flush()\n"
-        "print(json.dumps({'v': v.tolist(), 'counters': cache.index.counters()}))\n"
+        "print(json.dumps({'v': v.tolist(), 'counters': cache.store.counters()}))\n"
     )
     cold = run_in_fresh_process(code, cache_dir)
     assert cold["v"] == [12.0, 12.0, 12.0]  # sqrt(16) * 3
@@ -100,7 +100,7 @@ def test_duplicate_specs_in_one_batch_are_built_once(cache):
     spec = scale_spec(5.0)
     a, b = cache.load_many([spec, spec])
     cache.flush()
-    assert cache.index.counters()["builds"] == 1
+    assert cache.store.counters()["builds"] == 1
     v = np.array([4.0])
     a(v, 1)
     b(v, 1)
@@ -116,7 +116,7 @@ def test_a_corrupt_artifact_is_caught_before_dlopen_rebuilt_and_counted(cache_di
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    k = cache.load(spec)\n"
         "v = np.array([4.0]); k(v, 1); cache.flush()\n"
-        "print(json.dumps({'v': v[0], 'counters': cache.index.counters(),\n"
+        "print(json.dumps({'v': v[0], 'counters': cache.store.counters(),\n"
         "                  'warnings': [str(w.message) for w in caught]}))\n"
     )
     run_in_fresh_process(code, cache_dir)
@@ -172,10 +172,10 @@ def test_the_index_records_entries_and_use(cache):
     cache.load_many(specs)
     cache.load_many(specs)
     cache.flush()
-    counters = cache.index.counters()
+    counters = cache.store.counters()
     assert counters["misses"] == 3 and counters["hits"] == 3 and counters["builds"] == 3
     assert counters["build_seconds"] > 0
-    rows = cache.index.query("SELECT kind, namespace, hits, kernels, build_seconds, bytes "
+    rows = cache.store.index.query("SELECT kind, namespace, hits, kernels, build_seconds, bytes "
                              "FROM artifacts")
     assert sum(r["kernels"] for r in rows) == 3
     assert sum(r["hits"] for r in rows) == 3
@@ -192,7 +192,7 @@ def test_data_entries_round_trip_and_a_corrupt_one_is_a_counted_miss(cache, cach
     path.write_bytes(path.read_bytes()[:-1] + b"X")
     assert cache.get_data(key) is None
     cache.flush()
-    counters = cache.index.counters()
+    counters = cache.store.counters()
     assert counters["data_hits"] == 1 and counters["data_misses"] == 2  # the corrupt read too
     assert counters["data_corrupt"] == 1 and counters["data_saved_seconds"] == 1.5
     assert not path.exists()  # a corrupt entry is removed, so it is recomputed

@@ -1,0 +1,347 @@
+"""Store: one cache directory (a tier), owning every file in it.
+
+Layout, the rules for opening files (``files.open_entry``: no links followed, no blocking,
+owner and mode checked on the handle), ``meta.json``, publishing, data entries, remembered
+build failures, usage records, removal by namespace and verification all live behind this
+class. The Builder and the Cache, the Brian2 adapter and the CLI use its public methods.
+
+A local store is written; a shared directory tier is a read-only Store. Remote tiers
+(Redis, HTTP) will be further backends with the same lookups, one file each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from ..errors import BuildFailure, UntrustedEntryError
+from ..keys import ABI_VERSION, check_key
+from . import data as data_entries
+from .files import EntryFile, NotRegularFileError, ensure_dir, open_entry, read_entry
+from .index import Index, IndexBatch
+from .layout import Layout
+from .meta import ArtifactMeta, BadMetaError
+from .publish import make_temp_dir, publish_dir, remove_tree, write_file_atomic
+from .trust import group_tier, publish_modes
+
+LIBRARY_STEM = "lib"
+FAILURE_RECORD = "failure.json"
+
+
+class BrokenEntryError(Exception):
+    """An entry of one's own that cannot be used (wrong bytes, missing or odd files)."""
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    """A data entry's header (namespace, compute seconds ...) and its digest-checked payload."""
+
+    header: dict
+    payload: bytes
+
+
+class Store:
+    """The files of one cache directory; ``writable=False`` for a read-only shared tier."""
+
+    def __init__(self, root: str | os.PathLike, *, writable: bool = True,
+                 trust_group: bool = False):
+        self.layout = Layout(Path(root))
+        self.writable = writable
+        self.trusted_gid = group_tier(self.layout.root, trust_group)
+        self.file_mode, self.dir_mode = publish_modes(self.trusted_gid)
+        self._index: Index | None = None
+
+    def __repr__(self) -> str:
+        kind = "writable" if self.writable else "read-only"
+        group = f", group {self.trusted_gid}" if self.trusted_gid is not None else ""
+        return f"<sobuild.Store {self.root} ({kind}{group})>"
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    @property
+    def lock_mode(self) -> int:
+        """Lock files: readable (lockable) by nobody untrusted."""
+        return self.file_mode & ~0o007 | 0o600
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = Index(self.layout)
+        return self._index
+
+    def usable(self) -> bool:
+        """Create the directory (privately, whatever the umask) and check it can be written."""
+        try:
+            ensure_dir(self.layout.tmp, self.dir_mode)
+            fd, probe = tempfile.mkstemp(dir=self.layout.tmp, prefix="probe-")
+            os.close(fd)
+            os.unlink(probe)
+            return True
+        except OSError:
+            return False
+
+    def ensure_dir(self, path: Path) -> Path:
+        """``path`` inside the store, created with the store's directory mode."""
+        return ensure_dir(path, self.dir_mode)
+
+    def temp_dir(self, prefix: str) -> Path:
+        """A private directory under ``tmp/`` (same filesystem: renames out of it are atomic)."""
+        return make_temp_dir(self.ensure_dir(self.layout.tmp), prefix)
+
+    def read(self, path: Path) -> bytes:
+        """The bytes of a trusted regular file of this store (see ``files.open_entry``)."""
+        return read_entry(self.root, path, self.trusted_gid)
+
+    # -- kernels ------------------------------------------------------------------------
+
+    def artifact_of(self, key: str) -> str | None:
+        """The digest the kernel key file of ``key`` names; None when there is none to use.
+
+        A damaged key file is a miss (publishing rewrites it). UntrustedEntryError when it
+        belongs to someone untrusted or is a link.
+        """
+        try:
+            blob = self.read(self.layout.kernel_file(key))
+            digest = json.loads(blob)["artifact"]
+            return check_key(digest)
+        except NotRegularFileError:
+            self.forget_key(key)
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def open_library(self, digest: str, suffix: str) -> EntryFile | None:
+        """The artifact's shared object, open and checked: its bytes hash to ``digest``.
+
+        None when there is no such artifact. BrokenEntryError when the directory is there
+        but its library is missing, not a file, or other bytes; UntrustedEntryError when
+        someone untrusted could have placed it.
+        """
+        directory = self.layout.artifact_dir(digest)
+        try:
+            entry = open_entry(self.root, directory / f"{LIBRARY_STEM}{suffix}", self.trusted_gid)
+        except FileNotFoundError:
+            if os.path.lexists(directory):
+                raise BrokenEntryError(f"{directory} has no {LIBRARY_STEM}{suffix}") from None
+            return None
+        except NotRegularFileError as exc:
+            raise BrokenEntryError(str(exc)) from None
+        try:
+            actual = xxhash.xxh3_128_hexdigest(entry.read())
+        except BaseException:
+            entry.close()
+            raise
+        if actual != digest:
+            entry.close()
+            raise BrokenEntryError(f"{entry.path} does not match its digest (it hashes to "
+                                   f"{actual[:12]}…)")
+        return entry
+
+    def read_meta(self, digest: str) -> ArtifactMeta:
+        """The parsed ``meta.json`` of an artifact (BadMetaError, OSError, UntrustedEntryError)."""
+        return ArtifactMeta.parse(self.read(self.layout.artifact_dir(digest) / "meta.json"))
+
+    def publish(self, library: Path, meta: ArtifactMeta, source: str, log: str) -> int:
+        """Publish a built shared object (moved from ``library``) with its source, log and
+        meta, then the key files of its kernels; returns the artifact's bytes on disk.
+
+        An artifact already there under the same digest is kept if it is sound, and set
+        aside first if it is not (a missing library, other bytes, files of someone else).
+        """
+        staged = self.temp_dir("publish")
+        try:
+            shutil.move(library, staged / f"{LIBRARY_STEM}{Path(library).suffix}")
+            (staged / "lib.cpp").write_text(source)
+            (staged / "build.log").write_text(log)
+            (staged / "meta.json").write_bytes(meta.to_bytes())
+            size = sum(p.stat().st_size for p in staged.iterdir())
+            final = self.layout.artifact_dir(meta.digest)
+            self.ensure_dir(final.parent)
+            if os.path.lexists(final) and not self._sound(meta.digest, Path(library).suffix):
+                self.discard_artifact(meta.digest)
+            publish_dir(staged, final, self.file_mode, self.dir_mode)
+        finally:
+            remove_tree(staged)
+        self.write_keys(meta.kernel_keys, meta.digest)
+        return size
+
+    def _sound(self, digest: str, suffix: str) -> bool:
+        try:
+            entry = self.open_library(digest, suffix)
+        except (BrokenEntryError, UntrustedEntryError, OSError):
+            return False
+        if entry is None:
+            return False
+        entry.close()
+        return True
+
+    def write_keys(self, keys: list[str], digest: str) -> None:
+        """Point each kernel key at ``digest`` (replacing whatever was at the key's name)."""
+        pointer = json.dumps({"artifact": digest}).encode()
+        for key in keys:
+            write_file_atomic(self.layout.kernel_file(key), pointer, self.layout.tmp,
+                              self.file_mode, durable=False, dir_mode=self.dir_mode)
+
+    def forget_key(self, key: str, digest: str | None = None) -> None:
+        """Remove the key file of ``key`` (only if it still names ``digest``, when given)."""
+        if not self.writable:
+            return
+        path = self.layout.kernel_file(key)
+        if digest is not None:
+            try:
+                if json.loads(self.read(path)).get("artifact") != digest:
+                    return
+            except (OSError, ValueError, AttributeError, UntrustedEntryError):
+                pass  # unreadable: nothing anyone can use, remove it
+        self._set_aside(path, "key")
+
+    def discard_artifact(self, digest: str) -> None:
+        """Move a broken artifact directory aside (readers never see half of it), delete it."""
+        if self.writable:
+            self._set_aside(self.layout.artifact_dir(digest), "discard")
+
+    def _set_aside(self, path: Path, what: str) -> None:
+        aside = self.layout.tmp / f"{what}-{os.getpid()}-{time.time_ns()}"
+        try:
+            os.rename(path, aside)
+        except OSError:
+            return
+        if os.path.isdir(aside) and not os.path.islink(aside):
+            remove_tree(aside)
+        else:
+            os.unlink(aside)
+
+    # -- build failures -----------------------------------------------------------------
+
+    def keep_failure(self, key: str, files: dict[str, str], log: str, first_lines: list[str],
+                     toolchain: str, *, remember: bool) -> BuildFailure:
+        """Keep the sources and log of a kernel that did not compile, under failed/<key>/.
+
+        With ``remember`` the next process gets the same BuildError without compiling.
+        """
+        staged = self.temp_dir("failed")
+        directory = self.layout.failed_dir(key)
+        source_name = next(iter(files))
+        try:
+            for name, text in files.items():
+                path = staged / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            (staged / "build.log").write_text(log)
+            if remember:
+                record = {"key": key, "first_lines": first_lines, "toolchain": toolchain,
+                          "source": source_name, "created": time.time()}
+                (staged / FAILURE_RECORD).write_text(json.dumps(record, indent=1))
+            self.ensure_dir(directory.parent)
+            self._set_aside(directory, "failed-old")
+            publish_dir(staged, directory, self.file_mode, self.dir_mode)
+        finally:
+            remove_tree(staged)
+        return BuildFailure(key, str(directory / source_name), str(directory / "build.log"),
+                            first_lines)
+
+    def remembered_failure(self, key: str) -> BuildFailure | None:
+        """The failure kept for ``key`` by an earlier build, if one was remembered."""
+        directory = self.layout.failed_dir(key)
+        try:
+            record = json.loads(self.read(directory / FAILURE_RECORD))
+            lines = [str(line) for line in record["first_lines"]]
+            source = Path(str(record["source"])).name
+        except (OSError, ValueError, KeyError, TypeError, UntrustedEntryError):
+            return None
+        return BuildFailure(key, str(directory / source), str(directory / "build.log"), lines,
+                            remembered=True)
+
+    def forget_failures(self) -> int:
+        """Remove every kept build failure; returns how many."""
+        count = sum(1 for p in self.layout.failed.glob("*") if p.is_dir())
+        self._set_aside(self.layout.failed, "clear")
+        return count
+
+    # -- data entries ---------------------------------------------------------------------
+
+    def get_data(self, key: str) -> DataEntry | None:
+        """The data entry of ``key``, digest-checked; None when missing or broken (a broken
+        one is removed from a writable store). UntrustedEntryError as for kernels."""
+        path = self.layout.data_file(key)
+        try:
+            header, payload = data_entries.decode(self.read(path))
+        except FileNotFoundError:
+            return None
+        except (NotRegularFileError, data_entries.CorruptEntryError):
+            if self.writable:
+                self._set_aside(path, "data")
+            raise BrokenEntryError(f"{path} is broken") from None
+        except OSError:
+            return None
+        return DataEntry(header, payload)
+
+    def put_data(self, key: str, blob: bytes) -> bool:
+        """Store an encoded data entry (atomically; an existing one is kept): True if new."""
+        return write_file_atomic(self.layout.data_file(key), blob, self.layout.tmp,
+                                 self.file_mode, overwrite=False, durable=False,
+                                 dir_mode=self.dir_mode)
+
+    def remove_data(self, key: str) -> None:
+        """Remove the data entry of ``key`` (an unusable one, say)."""
+        if self.writable:
+            self._set_aside(self.layout.data_file(key), "data")
+
+    def remove_namespace(self, namespace: str, *, kernels: bool = True, data: bool = True
+                         ) -> int:
+        """Remove the shared objects (with their keys) and data entries of ``namespace``."""
+        from .prune import remove_entry
+
+        removed: list[str] = []
+        if kernels:
+            for directory in self.layout.iter_artifact_dirs():
+                try:
+                    meta = self.read_meta(directory.name)
+                except (OSError, ValueError, BadMetaError, UntrustedEntryError):
+                    continue
+                if meta.namespace == namespace:
+                    remove_entry(self.layout, self.index, directory.name, "shared_object")
+                    removed.append(directory.name)
+        if data:
+            for path in self.layout.iter_data_files():
+                try:
+                    header = data_entries.read_header(path)
+                except (OSError, ValueError):
+                    continue
+                if header.get("namespace") == namespace:
+                    self.remove_data(path.name)
+                    removed.append(path.name)
+        if removed:
+            self.index.forget(removed)
+        return len(removed)
+
+    # -- usage ----------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, float]:
+        """The index's counters (hits, misses, builds ...); empty when there is no index."""
+        if not self.layout.index.exists():
+            return {}
+        return self.index.counters()
+
+    def record(self, batch: IndexBatch) -> bool:
+        """Write what a process recorded to the index in one transaction (False: skipped)."""
+        return self.index.write(batch)
+
+
+def artifact_meta(digest: str, size: int, toolchain: dict, spec, flags: list[str],
+                  build_seconds: float, kernels: list[dict]) -> ArtifactMeta:
+    """The meta of a freshly built artifact of ``kernels`` built from ``spec``'s build group."""
+    return ArtifactMeta(
+        digest=digest, size=size, abi=ABI_VERSION, toolchain=toolchain,
+        flags=flags, defines=dict(spec.defines), headers=sorted(spec.headers),
+        namespace=spec.namespace, build_seconds=build_seconds, created=time.time(),
+        kernels=kernels)
