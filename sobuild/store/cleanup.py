@@ -105,26 +105,30 @@ def remove_idle_locks(layout: Layout, older_than: float = DEFAULT_TEMP_AGE) -> i
 
     Such a file is empty (its holder record is erased on release) and can be locked at
     once; it is removed while locked. Lock files created with ``O_EXCL`` always hold their
-    holder's record and are left to the stale-lock takeover. Returns how many went.
+    holder's record and are left to the stale-lock takeover. Only regular files are opened
+    (without following links or blocking) and removed. Returns how many went.
     """
     try:
         import fcntl
     except ImportError:
         return 0
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     now, removed = time.time(), 0
     for path in layout.locks.glob("??/*.lock"):
         try:
-            st = path.stat()
-            if st.st_size or now - st.st_mtime < older_than:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size or now - st.st_mtime < older_than:
                 continue
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, flags)
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_size == 0 and os.stat(path).st_ino == st.st_ino:
-                path.unlink()
-                removed += 1
+            opened = os.fstat(fd)
+            if stat.S_ISREG(opened.st_mode) and opened.st_ino == st.st_ino:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_size == 0 and os.lstat(path).st_ino == st.st_ino:
+                    path.unlink()
+                    removed += 1
         except OSError:
             pass  # held, gone, or not ours to remove
         finally:

@@ -172,7 +172,13 @@ def remove_all(layout: Layout) -> dict[str, int]:
 
 def prune_lock(layout: Layout) -> KeyLock:
     """The lock that keeps automatic prunes of one cache to one at a time."""
-    return KeyLock(layout.locks / "prune.lock")
+    from ..config import setting
+    from .trust import group_tier, publish_modes
+
+    gid = group_tier(layout.root, setting("SOBUILD_TRUST_GROUP"))
+    file_mode, dir_mode = publish_modes(gid)
+    return KeyLock(layout.locks / "prune.lock", trusted_gid=gid, file_mode=file_mode,
+                   dir_mode=dir_mode)
 
 
 def over_limit(index: Index, max_size: int) -> bool:
