@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SobuildError
-from ..spec import KernelSpec
-from ..toolchains.base import Toolchain, ninja_escape
+from ..spec import KernelSpec, check_text
+from ..toolchains.base import Toolchain, ninja_escape, ninja_value
+
+#: Room a failed build must have had to count as a compile error rather than a full disk:
+#: a compiler that failed for want of space deletes what it wrote, so "no room" is not 0.
+ROOM_NEEDED = 1 << 20
 
 
 @dataclass
@@ -30,14 +40,22 @@ class Unit:
 
 @dataclass
 class UnitResult:
+    """How a unit's build went: its shared object, the compiler's output and time.
+
+    ``timed_out``: the build was stopped (SOBUILD_BUILD_TIMEOUT) before this unit was built;
+    ``disk_full``: it failed where there was no room left to write (ENOSPC, EDQUOT).
+    """
+
     unit: Unit
     output: Path
     log: str
     seconds: float
+    timed_out: bool = False
+    disk_full: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.output.exists()
+        return not self.timed_out and self.output.exists()
 
 
 def ninja_binary() -> str:
@@ -57,10 +75,16 @@ def ninja_binary() -> str:
 
 
 def write_build_file(units: list[Unit], build_dir: Path, toolchain: Toolchain) -> Path:
-    """Write sources, headers and build.ninja; return the build file."""
+    """Write sources, headers and build.ninja; return the build file.
+
+    Every spec is checked again (one unpickled or changed after construction was not), and
+    every text goes into build.ninja escaped: nothing of a spec becomes a line of its own.
+    """
     lines = ["ninja_required_version = 1.5", toolchain.ninja_rule("cxx_shared")]
     include_dirs: dict[tuple, str] = {}
     for unit in units:
+        for _, kernel in unit.kernels:
+            check_text(kernel)
         spec = unit.spec
         group = spec.build_group
         if group not in include_dirs:
@@ -75,9 +99,9 @@ def write_build_file(units: list[Unit], build_dir: Path, toolchain: Toolchain) -
         out = f"{unit.name}{toolchain.suffix}"
         flags = toolchain.join_flags(spec.flags or toolchain.default_flags)
         lines += [f"build {ninja_escape(out)}: cxx_shared {ninja_escape(unit.name + '.cpp')}",
-                  f"  flags = {flags.replace('$', '$$')}",
-                  f"  incdir = {include_dirs[group]}",
-                  f"  log = {unit.name}.log"]
+                  f"  flags = {ninja_value(flags)}",
+                  f"  incdir = {ninja_value(include_dirs[group])}",
+                  f"  log = {ninja_value(unit.name + '.log')}"]
     path = build_dir / "build.ninja"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -102,32 +126,117 @@ Progress = Callable[[int, int], None]
 _STATUS_RE = re.compile(r"^\[(\d+)/(\d+)\]")
 
 
-def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress | None
-               ) -> subprocess.CompletedProcess:
-    """Run ninja; with ``progress``, stream its ``[finished/total]`` status lines to it."""
-    if progress is None:
-        return subprocess.run(argv, cwd=build_dir, capture_output=True, text=True, env=env)
+def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress | None,
+               timeout: float | None) -> tuple[str, bool]:
+    """Run ninja in a session of its own; its output, and whether ``timeout`` stopped it.
+
+    Its ``[finished/total]`` status lines go to ``progress``. On timeout the whole session
+    (ninja, the shells and compilers it started) is killed.
+    """
     env = {**env, "NINJA_STATUS": "[%f/%t] "}
-    with subprocess.Popen(argv, cwd=build_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, env=env) as proc:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
+    proc = subprocess.Popen(argv, cwd=build_dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                            errors="replace", env=env, start_new_session=True)
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    output = []
+    try:
+        while (line := lines.get(timeout=None if deadline is None
+                                 else max(0.0, deadline - time.monotonic()))) is not None:
+            output.append(line)
             m = _STATUS_RE.match(line)
-            if m:
+            if m and progress is not None:
                 progress(int(m[1]), int(m[2]))
-    return subprocess.CompletedProcess(argv, proc.returncode, "".join(lines), "")
+    except queue.Empty:
+        _kill_session(proc)
+        return "".join(output), True
+    except BaseException:  # KeyboardInterrupt, an error of progress: no build left behind
+        _kill_session(proc)
+        raise
+    proc.wait()
+    return "".join(output), False
+
+
+def _pump(stream, lines: queue.SimpleQueue) -> None:
+    """Move ``stream``'s lines to ``lines``, then None. Reading (and closing) it here, never
+    in the caller, so that a killed build whose pipe is still held cannot block the caller."""
+    with stream:
+        for line in stream:
+            lines.put(line)
+    lines.put(None)
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL ninja, reap it, then SIGKILL every process group of its session: ninja starts
+    each command in a group of its own, the session holds them all. Without /proc (macOS,
+    Windows) only ninja's own group is killed."""
+    if not hasattr(os, "killpg"):
+        proc.kill()
+        proc.wait()
+        return
+    killed: set[int] = set()
+    groups = {proc.pid}
+    while groups - killed:  # until a look finds no group that was not killed yet
+        for pgid in groups - killed:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            killed.add(pgid)
+        proc.wait()  # ninja is gone: it starts nothing more
+        groups = _session_groups(proc.pid)
+
+
+def _session_groups(sid: int) -> set[int]:
+    """The process groups of the living processes of session ``sid``, from /proc."""
+    groups = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        state, pgrp, session = fields[0], int(fields[2]), int(fields[3])
+        if session == sid and state not in ("Z", "X"):
+            groups.add(pgrp)
+    return groups
+
+
+def no_room(directory: Path) -> bool:
+    """Whether writing ``ROOM_NEEDED`` bytes into ``directory`` fails for want of space
+    (ENOSPC: blocks or inodes; EDQUOT: the user's quota), asked of the file system itself."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sobuild-room-", dir=directory)
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, ROOM_NEEDED)
+        else:
+            return shutil.disk_usage(directory).free < ROOM_NEEDED
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    return False
 
 
 def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: int,
-                progress: Progress | None = None) -> list[UnitResult]:
-    """Build every unit in one ninja run (``-k 0``: a failing unit stops none of the others)."""
+                progress: Progress | None = None, timeout: float | None = None
+                ) -> list[UnitResult]:
+    """Build every unit in one ninja run (``-k 0``: a failing unit stops none of the others).
+
+    After ``timeout`` seconds the build is killed: units not finished by then are
+    ``timed_out``. A failed unit is ``disk_full`` when the build directory or the compiler's
+    temporary directory has no room left.
+    """
     write_build_file(units, build_dir, toolchain)
     env = {**os.environ, **dict(toolchain.environment)}
     if progress is not None:
         progress(0, len(units))
-    proc = _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))], build_dir, env,
-                      progress)
+    output, timed_out = _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))],
+                                   build_dir, env, progress, timeout)
     times = read_ninja_log(build_dir)
     results = []
     for unit in units:
@@ -135,6 +244,14 @@ def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: 
         try:
             log = (build_dir / f"{unit.name}.log").read_text(errors="replace")
         except OSError:
-            log = proc.stdout + proc.stderr  # ninja itself failed before running the compiler
-        results.append(UnitResult(unit, build_dir / out, log, times.get(out, 0.0)))
+            log = output  # ninja itself failed before running the compiler
+        stopped = timed_out and out not in times  # a killed link may leave half an output
+        if stopped:
+            log = (f"sobuild stopped this build after {timeout:g} s (SOBUILD_BUILD_TIMEOUT)\n"
+                   + log)
+        results.append(UnitResult(unit, build_dir / out, log, times.get(out, 0.0), stopped))
+    failed = [r for r in results if not r.ok and not r.timed_out]
+    if failed and any(no_room(d) for d in (build_dir, Path(tempfile.gettempdir()))):
+        for result in failed:
+            result.disk_full = True
     return results

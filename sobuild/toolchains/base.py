@@ -5,8 +5,11 @@ from __future__ import annotations
 import platform
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
+
+from ..errors import SobuildError
 
 if TYPE_CHECKING:
     from .probes import ProbeRecords
@@ -21,7 +24,16 @@ def shared_suffix(system: str | None = None) -> str:
 
 def ninja_escape(text: str) -> str:
     """Escape a path for a ninja build line ('$', ' ' and ':' are special there)."""
-    return text.replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
+    return ninja_value(text).replace(" ", "$ ").replace(":", "$:")
+
+
+def ninja_value(text: str) -> str:
+    """``text`` as plain text in build.ninja: '$' escaped. A line break or NUL is refused:
+    ninja has no escape for them, and what followed would be a line of build.ninja."""
+    if "\n" in text or "\r" in text or "\0" in text:
+        raise SobuildError(f"{text!r} holds a line break or NUL: sobuild never writes one "
+                           "into build.ninja")
+    return text.replace("$", "$$")
 
 
 @dataclass(frozen=True)
@@ -93,13 +105,20 @@ class Toolchain:
 
     def ninja_rule(self, name: str = "cxx_shared") -> str:
         """A ninja rule building ``$out`` from ``$in``, output of the compiler into ``$log``."""
-        argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
-        command = " ".join(a if a.startswith("$") else shlex.quote(a) for a in argv)
         return (
             f"rule {name}\n"
-            f"  command = {command} > $log 2>&1\n"
+            f"  command = {self.rule_command(shlex.quote)} > $log 2>&1\n"
             f"  description = CXX $out\n"
         )
+
+    def rule_command(self, quote: Callable[[str], str]) -> str:
+        """The compile command of the ninja rule, its words quoted with ``quote``. The
+        compiler's own words (``shared_object_argv`` starts with them) are plain text to ninja
+        too; the rest is sobuild's, with the rule's ``$in``, ``$out``, ``$incdir``, ``$flags``."""
+        argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
+        program, rest = argv[:len(self.command)], argv[len(self.command):]
+        return " ".join([*(ninja_value(quote(a)) for a in program),
+                         *(a if a.startswith("$") else quote(a) for a in rest)])
 
     # -- reading its output -----------------------------------------------------------
 

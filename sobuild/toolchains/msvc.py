@@ -92,8 +92,7 @@ class MSVC(Toolchain):
         return " ".join(quote_arg(f) for f in flags)
 
     def ninja_rule(self, name: str = "cxx_shared") -> str:
-        argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
-        command = " ".join(a if a.startswith("$") else quote_arg(a) for a in argv)
+        command = self.rule_command(quote_arg)
         # ninja runs commands without a shell on Windows: cmd gives us the redirection.
         # /S with one outer pair of quotes: cmd strips exactly those and keeps the rest.
         return (

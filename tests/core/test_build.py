@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -145,17 +146,21 @@ def test_a_hanging_compiler_is_killed_with_its_whole_build_after_the_timeout(tmp
     wrapper.write_text(HANGING_COMPILER.format(pids=pids, gxx=shutil.which("g++")))
     wrapper.chmod(0o755)
     toolchain = from_command(str(wrapper))
-    build_dir = tmp_path / "build"
-    build_dir.mkdir()
-    results = build_units(_units(family(2), toolchain), build_dir, toolchain, jobs=2,
-                          timeout=0.5)
-    assert [(r.timed_out, r.ok, r.disk_full) for r in results] == [(True, False, False)] * 2
-    assert all(r.log.startswith("sobuild stopped this build after 0.5 s (SOBUILD_BUILD_TIMEOUT)")
-               for r in results)
+    timeout = 0.5
+    while not pids.exists():  # until the compilers had started when time was up (any load)
+        build_dir = tmp_path / f"build-{timeout:g}"
+        build_dir.mkdir()
+        results = build_units(_units(family(2), toolchain), build_dir, toolchain, jobs=2,
+                              timeout=timeout)
+        assert [(r.timed_out, r.ok, r.disk_full) for r in results] == [(True, False, False)] * 2
+        assert all(r.log.startswith(f"sobuild stopped this build after {timeout:g} s "
+                                    "(SOBUILD_BUILD_TIMEOUT)") for r in results)
+        timeout *= 4
     started = [int(pid) for pid in pids.read_text().split()]
-    assert started
-    while any(_running(pid) for pid in started):  # SIGKILL sent: they end (no fixed wait)
-        pass
+    deadline = time.monotonic() + 60  # SIGKILL was sent: they end at once, whatever the load
+    while any(_running(pid) for pid in started):
+        assert time.monotonic() < deadline, f"compilers {started} still run"
+        time.sleep(0.01)
 
 
 @pytest.fixture
