@@ -16,14 +16,18 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .config import Settings, format_size, parse_duration, parse_size
 from .errors import SobuildError
-from .store.index import Index, scan_files
+from .store.index import Index
 from .store.layout import Layout
+from .store.stats import gather_stats, read_index
+
+if TYPE_CHECKING:
+    from .store.verify import Report
 
 app = typer.Typer(
     name="sobuild", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -72,11 +76,10 @@ def handled(command: Callable) -> Callable:
             raise fail(str(exc), 2) from None
         except BrokenPipeError:
             raise
-        except sqlite3.Error as exc:
-            raise fail(f"the cache's index is unreadable ({exc}): `sobuild verify --repair` "
-                       "rebuilds it from the files", 1) from None
-        except (SobuildError, ValueError, OSError) as exc:
+        except (SobuildError, ValueError, OSError) as exc:  # the index's errors say what to do
             raise fail(str(exc) or type(exc).__name__, 1) from None
+        except sqlite3.Error as exc:
+            raise fail(f"the cache's index could not be used ({exc})", 1) from None
 
     return wrapper
 
@@ -185,72 +188,9 @@ def _compact_toolchain(name: str) -> str:
 
 # -- reading a cache --------------------------------------------------------------------------
 
-def read_index(layout: Layout) -> tuple[list[dict], dict[str, str], dict[str, float], str]:
-    """(entries, kernel keys, counters, where from): the index, else a scan of the files."""
-    if layout.index.exists():
-        index = Index(layout)
-        try:
-            rows = [dict(r) for r in index.query("SELECT * FROM artifacts")]
-            keys = {r["key"]: r["artifact"] for r in index.query("SELECT key, artifact FROM keys")}
-            return rows, keys, index.counters(), "index"
-        except (sqlite3.Error, OSError) as exc:
-            print(f"sobuild: warning: the index is unreadable ({exc}); reading the files. "
-                  "`sobuild verify --repair` rebuilds it.", file=sys.stderr)
-    rows, keys = scan_files(layout)
-    return rows, keys, {}, "files"
-
-
-def gather_stats(layout: Layout, max_size: int) -> dict:
-    """Everything ``sobuild stats`` shows, as one JSON-able dict."""
-    exists = layout.root.is_dir()
-    rows, keys, counters, _ = read_index(layout) if exists else ([], {}, {}, "none")
-    objects = [r for r in rows if r["kind"] == "shared_object"]
-    data = [r for r in rows if r["kind"] == "data"]
-
-    def saved(r: dict) -> float:
-        return r["hits"] * r["build_seconds"] / max(1, r["kernels"])
-
-    per_toolchain: dict[str, dict] = {}
-    for r in objects:
-        t = per_toolchain.setdefault(r["toolchain"], {
-            "toolchain": r["toolchain"], "shared_objects": 0, "kernels": 0, "bytes": 0,
-            "build_seconds": 0.0, "hits": 0, "saved_seconds": 0.0})
-        t["shared_objects"] += 1
-        t["kernels"] += r["kernels"]
-        t["bytes"] += r["bytes"]
-        t["build_seconds"] += r["build_seconds"]
-        t["hits"] += r["hits"]
-        t["saved_seconds"] += saved(r)
-    hits, misses = int(counters.get("hits", 0)), int(counters.get("misses", 0))
-    return {
-        "cache_dir": str(layout.root),
-        "exists": exists,
-        "entries": len(rows),
-        "bytes": sum(r["bytes"] for r in rows),
-        "max_size": max_size,
-        "shared_objects": len(objects),
-        "kernels": len(keys),
-        "data_entries": len(data),
-        "hits": hits,
-        "misses": misses,
-        "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
-        "builds": int(counters.get("builds", 0)),
-        "build_seconds": round(counters.get("build_seconds", 0.0), 3),
-        "saved_seconds": round(sum(saved(r) for r in objects), 3),
-        "build_errors": int(counters.get("build_errors", 0)),
-        "corrupt": int(counters.get("corrupt", 0)),
-        "toolchains": sorted(per_toolchain.values(), key=lambda t: -t["bytes"]),
-        "codegen": {
-            "entries": len(data),
-            "bytes": sum(r["bytes"] for r in data),
-            "hits": int(counters.get("data_hits", 0)),
-            "misses": int(counters.get("data_misses", 0)),
-            "bypasses": int(counters.get("data_bypasses", 0)),
-            "stored": int(counters.get("data_stored", 0)),
-            "corrupt": int(counters.get("data_corrupt", 0)),
-            "saved_seconds": round(counters.get("data_saved_seconds", 0.0), 3),
-        },
-    }
+def _index(layout: Layout, settings: Settings) -> Index:
+    """The index of the cache, for a command (waits up to SOBUILD_SQLITE_TIMEOUT)."""
+    return Index.of_tier(layout, settings.trust_group)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -282,10 +222,10 @@ def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,
         if not layout.index.exists():
             print(f"no counters to reset at {layout.root}")
             return
-        Index(layout).reset_counters()
+        _index(layout, settings).reset_counters()
         print(f"counters reset at {layout.root} (entries kept)")
         return
-    s = gather_stats(layout, settings.max_size)
+    s = gather_stats(layout, settings.max_size, _index(layout, settings))
     if json_output:
         print(json.dumps(s, indent=1))
         return
@@ -346,7 +286,7 @@ def prune(cache_dir: CacheDirOption = None,
     empty = {"removed": [], "before": 0, "after": 0, "freed": 0, "dry_run": dry_run}
     if _missing(layout, json_output, empty):
         return
-    result = prune_cache(layout, size, age, dry_run)
+    result = prune_cache(layout, size, age, dry_run, index=_index(layout, settings))
     if json_output:
         print(json.dumps({"removed": [v.__dict__ for v in result.victims],
                           "before": result.before, "after": result.after,
@@ -447,10 +387,11 @@ def doctor(cache_dir: CacheDirOption = None) -> None:
 @handled
 def list_entries(cache_dir: CacheDirOption = None, json_output: JsonOption = False) -> None:
     """The entries, most recently used first."""
-    layout = Layout(_settings(cache_dir).cache_dir)
+    settings = _settings(cache_dir)
+    layout = Layout(settings.cache_dir)
     if _missing(layout, json_output, []):
         return
-    rows, _, _, _ = read_index(layout)
+    rows = read_index(layout, _index(layout, settings)).rows
     rows.sort(key=lambda r: (-r["last_use"], r["id"]))
     if json_output:
         print(json.dumps(rows, indent=1))
@@ -516,29 +457,48 @@ def verify(cache_dir: CacheDirOption = None,
                                                 "rebuild the index from the files.")] = False
            ) -> None:
     """Check digests, kernel keys, data entries, orphaned temp dirs and the index."""
+    from .store.store import Store
     from .store.verify import relative
     from .store.verify import repair as repair_cache
     from .store.verify import verify as verify_cache
 
-    layout = Layout(_settings(cache_dir).cache_dir)
+    settings = _settings(cache_dir)
+    layout = Layout(settings.cache_dir)
     if _missing(layout):
         return
-    report = verify_cache(layout)
+    store = Store(layout.root, trust_group=settings.trust_group)
+    report = verify_cache(store)
+    _name_index_problems(report, _index(layout, settings))
     print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
           f"{_n(report.data, 'data entry', 'data entries')} in {layout.root}")
     if report.problems:
         print_table(f"{len(report.problems)} problem(s)", ["problem", "where", "detail"],
                     [[p.kind, relative(layout, p.path), p.detail] for p in report.problems])
     if repair:
-        done = repair_cache(layout, report)
+        done = repair_cache(store, report)
         print(f"repaired: removed {_n(done['removed'], 'broken entry', 'broken entries')}; the "
               f"index was rebuilt from the files ({_n(done['artifacts'], 'entry', 'entries')}, "
               f"{_n(done['keys'], 'kernel key')})")
         return
+    if report.problems and all(p.kind == "index locked" for p in report.problems):
+        raise fail(report.problems[0].detail)
     if report.problems:
         raise fail(f"{len(report.problems)} problem(s) found: `sobuild verify --repair` removes "
                    "the broken entries and rebuilds the index")
     print("no problems found")
+
+
+def _name_index_problems(report: Report, index: Index) -> None:
+    """``verify`` calls any index it cannot read corrupt: name a locked or untrusted index
+    for what it is (without waiting again), and drop the problem if the index reads now."""
+    from .store.verify import Problem
+
+    for i, problem in enumerate(report.problems):
+        if problem.kind == "index corrupt":
+            cause = index.diagnose()
+            report.problems[i] = None if cause is None else Problem(cause.problem, None,
+                                                                    str(cause))
+    report.problems[:] = [p for p in report.problems if p is not None]
 
 
 @app.command()
@@ -548,13 +508,15 @@ def clear(cache_dir: CacheDirOption = None,
     """Remove every entry (kernels, shared objects, data entries, failed builds)."""
     from .store.prune import remove_all
 
-    layout = Layout(_settings(cache_dir).cache_dir)
+    settings = _settings(cache_dir)
+    layout = Layout(settings.cache_dir)
     if _missing(layout):
         return
     if not yes and not typer.confirm(f"remove every entry of the cache at {layout.root}?"):
         raise fail("nothing removed (answer y, or pass --yes)")
-    before = sum(r["bytes"] for r in read_index(layout)[0])
-    counts = remove_all(layout)
+    index = _index(layout, settings)
+    before = sum(r["bytes"] for r in read_index(layout, index).rows)
+    counts = remove_all(layout, index)
     print(f"removed {_n(counts['shared_objects'], 'shared object')}, "
           f"{_n(counts['kernels'], 'kernel key')}, "
           f"{_n(counts['data'], 'data entry', 'data entries')} and "

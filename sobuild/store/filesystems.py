@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..config import setting
+
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs",
                        "fuse.beegfs", "ceph", "fuse.ceph", "fuse.sshfs", "fuse.glusterfs",
                        "glusterfs", "9p", "afs", "gfs2", "ocfs2", "panfs", "pvfs2", "orangefs",
                        "wekafs", "quobyte", "fuse.juicefs")
-#: Seconds a connection waits for another process's lock on the index before giving up.
-DEFAULT_BUSY_TIMEOUT = 10.0
 
 
 def _unescape(field: str) -> str:
@@ -50,18 +50,7 @@ def use_wal(path: str | Path, mounts: str = "/proc/mounts") -> bool:
 
     ``SOBUILD_SQLITE_WAL=1``/``0`` overrides the detection.
     """
-    forced = os.environ.get("SOBUILD_SQLITE_WAL", "").strip().lower()
-    if forced in ("1", "true", "yes", "on"):
-        return True
-    if forced in ("0", "false", "no", "off"):
-        return False
+    forced = setting("SOBUILD_SQLITE_WAL")
+    if forced is not None:
+        return forced
     return not is_network_filesystem(filesystem_type(path, mounts))
-
-
-def busy_timeout() -> float:
-    """Seconds sqlite waits for a locked index (``SOBUILD_SQLITE_TIMEOUT``, default 10)."""
-    try:
-        return max(0.0, float(os.environ.get("SOBUILD_SQLITE_TIMEOUT", DEFAULT_BUSY_TIMEOUT)))
-    except ValueError:
-        raise ValueError(f"SOBUILD_SQLITE_TIMEOUT={os.environ['SOBUILD_SQLITE_TIMEOUT']!r}: "
-                         "use a number of seconds, e.g. 10") from None

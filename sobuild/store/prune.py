@@ -1,10 +1,12 @@
 """Eviction by size, age and least recent use; the automatic prune after a build.
 
-``plan`` reads the index (sizes and last use) and picks the entries to evict: those unused
-for longer than ``older_than``, then the least recently used until the cache fits in
-``max_size``. ``evict`` removes them the way readers can bear: kernel key files first (a
-reader then misses and rebuilds), then the artifact is renamed into ``tmp/`` (nobody sees
-half of it) and deleted; finally the index forgets them.
+``prune`` first reconciles the index with the files (entries that never reached the index
+are counted and can be evicted; rows of entries that are gone are dropped), then ``plan``
+picks the entries to evict from the index's sizes and last use: those unused for longer
+than ``older_than``, then the least recently used until the cache fits in ``max_size``.
+They are removed the way readers can bear: kernel key files first (a reader then misses
+and rebuilds), then the artifact is renamed into ``tmp/`` (nobody sees half of it) and
+deleted; finally the index forgets them.
 
 The automatic prune (``start_background``) runs ``python -m sobuild.store.prune DIR`` as a
 detached process when a build took the cache over ``SOBUILD_MAX_SIZE``; a non-blocking lock
@@ -23,8 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import setting
 from .cleanup import clean_temp
-from .index import Index
+from .index import Index, IndexUnavailableError
 from .layout import Layout
 from .locks import KeyLock
 from .publish import remove_tree
@@ -134,11 +137,19 @@ def remove_entry(layout: Layout, index: Index, entry_id: str, kind: str) -> None
 
 
 def prune(layout: Layout, max_size: int | None = None, older_than: float | None = None,
-          dry_run: bool = False) -> PruneResult:
-    """Evict by age and then by size (LRU); unless dry, also remove crashed processes' leftovers."""
-    index = Index(layout)
-    if not layout.index.exists():
+          dry_run: bool = False, *, index: Index | None = None) -> PruneResult:
+    """Evict by age and then by size (LRU); unless dry, also remove crashed processes' leftovers.
+
+    The index is reconciled with the files first (rebuilt if missing); one that cannot be
+    written (locked, corrupt, untrusted) raises its IndexUnavailableError.
+    """
+    index = index or Index.of_tier(layout, setting("SOBUILD_TRUST_GROUP"))
+    if not os.path.lexists(layout.index):
         index.rebuild()  # files are the truth: index them before choosing
+    else:
+        unsaved = index.reconcile().unsaved
+        if unsaved is not None:
+            raise unsaved
     victims, before = plan(index, max_size, older_than)
     result = PruneResult(victims, before, dry_run)
     if dry_run:
@@ -150,7 +161,7 @@ def prune(layout: Layout, max_size: int | None = None, older_than: float | None 
     return result
 
 
-def remove_all(layout: Layout) -> dict[str, int]:
+def remove_all(layout: Layout, index: Index | None = None) -> dict[str, int]:
     """Remove every entry: kernel keys first, then shared objects, data, failed builds.
 
     Each directory is renamed into tmp/ before it is deleted; the index is rebuilt (empty,
@@ -164,7 +175,7 @@ def remove_all(layout: Layout) -> dict[str, int]:
         aside = _aside(layout, directory, "clear")
         if aside is not None:
             remove_tree(aside)
-    Index(layout).rebuild()
+    (index or Index.of_tier(layout, setting("SOBUILD_TRUST_GROUP"))).rebuild()
     return counts
 
 
@@ -209,8 +220,6 @@ def start_background(layout: Layout) -> subprocess.Popen | None:
 
 def main(argv: list[str] | None = None) -> int:
     """The background prune: take the lock (or leave), prune to AUTO_TARGET of the limit."""
-    from ..config import Settings
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m sobuild.store.prune CACHE_DIR", file=sys.stderr)
@@ -220,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     if not lock.try_acquire():
         return 0
     try:
-        limit = Settings.from_env(layout.root).max_size
-        prune(layout, max_size=int(limit * AUTO_TARGET))
+        prune(layout, max_size=int(setting("SOBUILD_MAX_SIZE") * AUTO_TARGET))
+    except IndexUnavailableError:
+        return 1  # locked by another prune or a command: the next build tries again
     finally:
         lock.release()
     return 0

@@ -95,7 +95,7 @@ def test_prune_with_a_corrupt_index_says_how_to_repair(filled, sobuild_cli):
     corrupt_index(filled.path)
     out = sobuild_cli("prune", "--max-size", "1")
     assert out.exit_code == 1 and out.stderr.count("\n") == 1
-    assert "index is unreadable" in out.stderr and "sobuild verify --repair" in out.stderr
+    assert "index.sqlite is corrupt" in out.stderr and "sobuild verify --repair" in out.stderr
     assert (filled.path / "artifacts").is_dir() and len(list((filled.path / "artifacts").glob("*/*"))) == 2
     zero = sobuild_cli("stats", "--zero")
     assert zero.exit_code == 1 and "sobuild verify --repair" in zero.stderr

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sobuild.store.filesystems import busy_timeout, filesystem_type, is_network_filesystem, use_wal
+from sobuild.errors import ConfigError
+from sobuild.store.filesystems import filesystem_type, is_network_filesystem, use_wal
 from sobuild.store.index import Index
 from sobuild.store.layout import Layout
 
@@ -65,11 +66,12 @@ def test_index_journal_mode_follows_the_setting(tmp_path, monkeypatch, setting, 
     assert Index(Layout(tmp_path)).journal_mode() == mode
 
 
-def test_busy_timeout_setting(monkeypatch):
+def test_busy_timeout_setting(tmp_path, monkeypatch):
     monkeypatch.delenv("SOBUILD_SQLITE_TIMEOUT", raising=False)
-    assert busy_timeout() == 10.0
+    assert Index(Layout(tmp_path)).timeout == 10.0
     monkeypatch.setenv("SOBUILD_SQLITE_TIMEOUT", "60")
-    assert busy_timeout() == 60.0
+    assert Index(Layout(tmp_path)).timeout == 60.0
+    assert Index(Layout(tmp_path), timeout=1.0).timeout == 1.0  # what a run asks for
     monkeypatch.setenv("SOBUILD_SQLITE_TIMEOUT", "a while")
-    with pytest.raises(ValueError, match="number of seconds"):
-        busy_timeout()
+    with pytest.raises(ConfigError, match="SOBUILD_SQLITE_TIMEOUT"):
+        Index(Layout(tmp_path))

@@ -110,7 +110,7 @@ def test_group_cache_shared_by_two_users(open_dir, user_tmp):
     assert second["values"] == expected_values(3) and second["warnings"] == []
     third = run_worker(group_cache, env, kernels=3, tag="group", user=alice, umask="002")
     assert third["values"] == expected_values(3) and third["warnings"] == []
-    counters = Index(Layout(group_cache)).counters()
+    counters = Index(Layout(group_cache), trusted_gid=GROUP_GID).counters()
     assert counters["builds"] == 3 and counters["hits"] == 2 + 3
 
     untrusting = {k: v for k, v in env.items() if k != "SOBUILD_TRUST_GROUP"}
