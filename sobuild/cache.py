@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Settings
+from .config import Settings, setting
 from .errors import BuildError, CacheDirectoryError, UntrustedEntryError
 from .keys import check_key, kernel_key
 from .loader.cffi_loader import Kernel, KernelLoadError, load_bytes, load_kernel, load_verified, loaded
@@ -34,6 +34,9 @@ from .toolchains.base import Toolchain
 if TYPE_CHECKING:
     from .build.ninja import Progress
     from .builder import Built, Outcome
+
+#: Seconds a run (not a command) waits at most for a locked index.
+RUN_INDEX_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,16 @@ class Cache:
                  toolchain: Toolchain | None = None, jobs: int | None = None,
                  progress: Progress | None = None):
         settings = Settings.from_env(path)
-        store = Store(settings.cache_dir, trust_group=settings.trust_group)
+        # a run waits at most about a second for a locked index: then it skips and counts
+        bound = min(RUN_INDEX_TIMEOUT, setting("SOBUILD_SQLITE_TIMEOUT"))
+        store = Store(settings.cache_dir, trust_group=settings.trust_group, index_timeout=bound)
         if not store.usable():
             fallback = private_temp_dir()
             warnings.warn(f"sobuild: the cache directory {store.root} is not writable; using a "
                           f"private temporary cache at {fallback} for this process. Set "
                           "SOBUILD_CACHE_DIR to a writable directory to keep kernels across "
                           "runs.", RuntimeWarning, stacklevel=2)
-            store = Store(fallback)
+            store = Store(fallback, index_timeout=bound)
             if not store.usable():
                 raise CacheDirectoryError(f"neither {settings.cache_dir} nor {fallback} can be "
                                           "written: set SOBUILD_CACHE_DIR to a writable "

@@ -27,7 +27,7 @@ from .store.layout import Layout
 from .store.stats import gather_stats, read_index
 
 if TYPE_CHECKING:
-    from .store.verify import Report
+    pass
 
 app = typer.Typer(
     name="sobuild", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -468,7 +468,6 @@ def verify(cache_dir: CacheDirOption = None,
         return
     store = Store(layout.root, trust_group=settings.trust_group)
     report = verify_cache(store)
-    _name_index_problems(report, _index(layout, settings))
     print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
           f"{_n(report.data, 'data entry', 'data entries')} in {layout.root}")
     if report.problems:
@@ -488,29 +487,25 @@ def verify(cache_dir: CacheDirOption = None,
     print("no problems found")
 
 
-def _name_index_problems(report: Report, index: Index) -> None:
-    """``verify`` calls any index it cannot read corrupt: name a locked or untrusted index
-    for what it is (without waiting again), and drop the problem if the index reads now."""
-    from .store.verify import Problem
-
-    for i, problem in enumerate(report.problems):
-        if problem.kind == "index corrupt":
-            cause = index.diagnose()
-            report.problems[i] = None if cause is None else Problem(cause.problem, None,
-                                                                    str(cause))
-    report.problems[:] = [p for p in report.problems if p is not None]
-
-
 @app.command()
 @handled
 def clear(cache_dir: CacheDirOption = None,
-          yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+          yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+          failed: Annotated[bool, typer.Option(
+              "--failed", help="Remove only the remembered build failures, so that those "
+                               "kernels are built again.")] = False) -> None:
     """Remove every entry (kernels, shared objects, data entries, failed builds)."""
     from .store.prune import remove_all
+    from .store.store import Store
 
     settings = _settings(cache_dir)
     layout = Layout(settings.cache_dir)
     if _missing(layout):
+        return
+    if failed:
+        count = Store(layout.root, trust_group=settings.trust_group).forget_failures()
+        print(f"removed {_n(count, 'remembered build failure')} from {layout.root}: those "
+              "kernels are built again on their next load")
         return
     if not yes and not typer.confirm(f"remove every entry of the cache at {layout.root}?"):
         raise fail("nothing removed (answer y, or pass --yes)")

@@ -25,7 +25,7 @@ from ..errors import BuildFailure, UntrustedEntryError
 from ..keys import ABI_VERSION, check_key
 from . import data as data_entries
 from .files import EntryFile, NotRegularFileError, ensure_dir, open_entry, read_entry
-from .index import Index, IndexBatch
+from .index import GROUP_MODE, PRIVATE_MODE, Index, IndexBatch
 from .layout import Layout
 from .meta import ArtifactMeta, BadMetaError
 from .publish import make_temp_dir, publish_dir, remove_tree, write_file_atomic
@@ -51,8 +51,9 @@ class Store:
     """The files of one cache directory; ``writable=False`` for a read-only shared tier."""
 
     def __init__(self, root: str | os.PathLike, *, writable: bool = True,
-                 trust_group: bool = False):
+                 trust_group: bool = False, index_timeout: float | None = None):
         self.layout = Layout(Path(root))
+        self.index_timeout = index_timeout
         self.writable = writable
         self.trusted_gid = group_tier(self.layout.root, trust_group)
         self.file_mode, self.dir_mode = publish_modes(self.trusted_gid)
@@ -74,8 +75,11 @@ class Store:
 
     @property
     def index(self) -> Index:
+        """The sqlite index (``index_timeout``: a run's bound; None: the commands' setting)."""
         if self._index is None:
-            self._index = Index(self.layout)
+            self._index = Index(self.layout, timeout=self.index_timeout,
+                                trusted_gid=self.trusted_gid,
+                                file_mode=PRIVATE_MODE if self.trusted_gid is None else GROUP_MODE)
         return self._index
 
     def usable(self) -> bool:
@@ -212,6 +216,7 @@ class Store:
     def _set_aside(self, path: Path, what: str) -> None:
         aside = self.layout.tmp / f"{what}-{os.getpid()}-{time.time_ns()}"
         try:
+            self.ensure_dir(self.layout.tmp)
             os.rename(path, aside)
         except OSError:
             return

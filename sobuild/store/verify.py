@@ -20,7 +20,7 @@ from ..toolchains.base import SHARED_SUFFIXES
 from .cleanup import find_leftovers
 from .data import CorruptEntryError, decode
 from .files import NotRegularFileError
-from .index import Index
+from .index import IndexUnavailableError
 from .layout import Layout
 from .meta import BadMetaError
 from .publish import remove_tree
@@ -168,23 +168,28 @@ def verify(store: Store) -> Report:
         data.add(path.name)
     for orphan, size in find_leftovers(layout):
         problems.append(Problem("orphan temp", orphan, f"left by a crashed process ({size} bytes)"))
-    problems.extend(_check_index(layout, on_disk, set(sound) | data, keys))
+    problems.extend(_check_index(store, on_disk, set(sound) | data, keys))
     return report
 
 
-def _check_index(layout: Layout, on_disk: set[str], entries: set[str], keys: dict[str, str]
+def _check_index(store: Store, on_disk: set[str], entries: set[str], keys: dict[str, str]
                  ) -> list[Problem]:
-    """Sound ``entries`` missing from the index; indexed entries not ``on_disk`` at all."""
-    if not layout.index.exists():
+    """Sound ``entries`` missing from the index; indexed entries not ``on_disk`` at all.
+
+    A locked index is reported as locked (never as corrupt: repair must not replace it).
+    """
+    if not os.path.lexists(store.layout.index):
         return [Problem("index missing", None, "index.sqlite does not exist")] \
             if on_disk or keys else []
-    index = Index(layout)
+    index = store.index
     try:
         check = index.query("PRAGMA quick_check")[0][0]
         if check != "ok":
             return [Problem("index corrupt", None, check)]
         indexed = {r["id"] for r in index.query("SELECT id FROM artifacts")}
         indexed_keys = {r["key"]: r["artifact"] for r in index.query("SELECT key, artifact FROM keys")}
+    except IndexUnavailableError as exc:
+        return [Problem(exc.problem, None, str(exc))]
     except (sqlite3.Error, OSError) as exc:
         return [Problem("index corrupt", None, str(exc))]
     problems = []
@@ -222,7 +227,7 @@ def repair(store: Store, report: Report) -> dict[str, int]:
         except FileNotFoundError:
             continue
         removed += 1
-    counts = Index(layout).rebuild()
+    counts = store.index.rebuild()
     return {"removed": removed, **counts}
 
 

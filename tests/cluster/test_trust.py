@@ -65,13 +65,24 @@ def test_data_entry_of_another_user_is_refused(cache):
 @pytest.mark.parametrize("what, mode, message", [
     ("lib.so", 0o446, "writable by every user"),
     ("lib.so", 0o464, "writable by its group"),
-    (".", 0o757, "writable by every user"),
 ])
 def test_writable_by_others_is_refused(cache_dir, what, mode, message):
     run_worker(cache_dir, ONE_UNIT, kernels=1, tag="mode")
     (_only_artifact(cache_dir) / what).chmod(mode)
     report = run_worker(cache_dir, ONE_UNIT, kernels=1, tag="mode")
     assert report["error"] == "UntrustedEntryError" and message in report["message"]
+
+
+def test_own_directory_writable_by_others_is_made_private(cache_dir):
+    """Files in it are checked one by one; the directory itself is ours to tighten."""
+    run_worker(cache_dir, ONE_UNIT, kernels=1, tag="mode")
+    artifact = _only_artifact(cache_dir)
+    artifact.chmod(0o777)
+    artifact.parent.chmod(0o775)
+    report = run_worker(cache_dir, ONE_UNIT, kernels=1, tag="mode")
+    assert report["values"] == expected_values(1) and "error" not in report
+    assert stat.S_IMODE(artifact.stat().st_mode) == 0o755
+    assert stat.S_IMODE(artifact.parent.stat().st_mode) == 0o755
 
 
 # -- a group cache, with real users ---------------------------------------------------------
