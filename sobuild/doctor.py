@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .config import Settings, format_size
+from .config import Settings, format_size, setting
 from .errors import SobuildError
 from .store.filesystems import filesystem_type, is_network_filesystem, use_wal
 from .store.index import Index
@@ -107,7 +107,7 @@ def _cache(root: Path) -> list[Check]:
                         "read-only (SOBUILD_SHARED_DIR)" if network else ""))
     if layout.index.exists():
         try:
-            index = Index(layout)
+            index = Index.of_tier(layout, setting("SOBUILD_TRUST_GROUP"))
             mode = index.journal_mode()
             check = index.query("PRAGMA quick_check")[0][0]
         except (sqlite3.Error, OSError) as exc:

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import setting
+from ..errors import UntrustedEntryError
 from .cleanup import clean_temp
+from .files import read_entry
 from .index import Index, IndexUnavailableError
 from .layout import Layout
 from .locks import KeyLock
+from .meta import ArtifactMeta
 from .publish import remove_tree
 
 #: The automatic prune brings the cache down to this fraction of SOBUILD_MAX_SIZE.
@@ -123,8 +126,10 @@ def remove_entry(layout: Layout, index: Index, entry_id: str, kind: str) -> None
     keys = {r["key"] for r in index.query("SELECT key FROM keys WHERE artifact = ?",
                                           (entry_id,))}
     try:
-        keys.update(k["key"] for k in json.loads((directory / "meta.json").read_text())["kernels"])
-    except (OSError, ValueError, KeyError, TypeError):
+        meta = ArtifactMeta.parse(read_entry(layout.root, directory / "meta.json",
+                                             index.trusted_gid))
+        keys.update(meta.kernel_keys)
+    except (OSError, ValueError, UntrustedEntryError):
         pass
     for key in sorted(keys):
         try:
