@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -110,14 +111,22 @@ class Store:
     def artifact_of(self, key: str) -> str | None:
         """The digest the kernel key file of ``key`` names; None when there is none to use.
 
-        A damaged key file is a miss (publishing rewrites it). UntrustedEntryError when it
-        belongs to someone untrusted or is a link.
+        A damaged key file is a miss (publishing rewrites it); so is, in a writable store, a
+        symbolic link in its place (the link is set aside, never what it names).
+        UntrustedEntryError when it belongs to someone untrusted, or is a link in a read-only
+        store.
         """
+        path = self.layout.kernel_file(key)
         try:
-            blob = self.read(self.layout.kernel_file(key))
+            blob = self.read(path)
             digest = json.loads(blob)["artifact"]
             return check_key(digest)
         except NotRegularFileError:
+            self.forget_key(key)
+            return None
+        except UntrustedEntryError:
+            if not (self.writable and _link_in_real_directories(path)):
+                raise
             self.forget_key(key)
             return None
         except (OSError, ValueError, KeyError, TypeError):
@@ -340,6 +349,15 @@ class Store:
     def record(self, batch: IndexBatch) -> bool:
         """Write what a process recorded to the index in one transaction (False: skipped)."""
         return self.index.write(batch)
+
+
+def _link_in_real_directories(path: Path) -> bool:
+    """``path`` is a symbolic link, in directories that are not (renaming it moves the link)."""
+    try:
+        return (stat.S_ISLNK(os.lstat(path).st_mode)
+                and not any(stat.S_ISLNK(os.lstat(p).st_mode) for p in path.parents[:2]))
+    except OSError:
+        return False
 
 
 def artifact_meta(digest: str, size: int, toolchain: dict, spec, flags: list[str],
