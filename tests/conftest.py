@@ -1,16 +1,46 @@
-"""Fixtures shared by every test: a fresh cache directory per test, compilers present."""
+"""Fixtures shared by every test: a fresh cache directory per test, compilers present.
+
+A test that cannot run here (not root, no /proc, no clang++, no tmpfs) goes through
+``cannot_run``: it skips, except under CI=true, where it fails (CI runs as root on Linux,
+so everything runs there). Mark a test ``needs_root`` or ``needs_proc`` for those two.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import sobuild
 
+IN_CI = os.environ.get("CI") == "true"
+
+
+def cannot_run(reason: str) -> None:
+    """Skip the test, or fail it under CI=true."""
+    if IN_CI:
+        pytest.fail(f"cannot run under CI: {reason}")
+    pytest.skip(reason)
+
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs_clang: skipped when clang++ is not installed")
+    config.addinivalue_line(
+        "markers", "needs_root: runs processes as other users (setuid); cannot run otherwise")
+    config.addinivalue_line(
+        "markers", "needs_proc: reads /proc/<pid>/stat (Linux); cannot run otherwise")
+
+
+def pytest_runtest_setup(item):
+    """The ``needs_root`` and ``needs_proc`` markers, checked before any fixture is made."""
+    if item.get_closest_marker("needs_root") and (not hasattr(os, "geteuid")
+                                                  or os.geteuid() != 0):
+        cannot_run("runs processes as other users (setuid), which needs root")
+    if item.get_closest_marker("needs_proc") and not os.path.exists("/proc/self/stat"):
+        cannot_run("reads /proc/<pid>/stat (Linux)")
 
 
 @pytest.fixture
@@ -33,5 +63,26 @@ def cache(cache_dir):
 def clangxx():
     path = shutil.which("clang++")
     if path is None:
-        pytest.skip("clang++ is not installed (ci/test.sh installs it with apt-get)")
+        cannot_run("clang++ is not installed (ci/test.sh installs it with apt-get)")
     return path
+
+
+@pytest.fixture
+def small_tmpfs() -> Iterator[Callable[[Path], Path]]:
+    """``small_tmpfs(path)``: a 1 MiB tmpfs mounted at the new directory ``path`` (a disk
+    that fills up for real), unmounted at teardown."""
+    mounted = []
+
+    def mount(path: Path) -> Path:
+        path.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            cannot_run(f"cannot mount a small tmpfs (needs root and CAP_SYS_ADMIN): "
+                       f"{proc.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=True)

@@ -1,13 +1,19 @@
-"""Helpers of the cluster tests: cache users in real processes (see worker.py), other users."""
+"""Helpers of the cluster tests: cache users in real processes (see worker.py), other users.
+
+Tests that start processes as other users are marked ``needs_root`` (see tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +25,6 @@ WORKER = Path(__file__).with_name("worker.py")
 NOBODY = 65534
 #: Test users and their group, made up (setuid needs no /etc/passwd entry).
 GROUP_GID, ALICE, BOB, MALLORY = 61000, 61001, 61002, 61003
-
-needs_root = pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0,
-    reason="runs processes as other users (setuid), which needs root; CI runs as root")
-
 
 def expected_values(count: int, first: int = 0) -> list[list[float]]:
     """What worker.py's kernels i = first.. compute from [1, 2, 3]."""
@@ -65,6 +66,54 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> dict:
 
 def run_worker(cache: Path | str, env: dict[str, str] | None = None, **opts) -> dict:
     return finish(start_worker(cache, env, **opts))
+
+
+def gxx_wrapper(path: Path, on_compile: str) -> Path:
+    """An executable ``path`` that runs g++, after the shell code ``on_compile`` for each
+    compile (not for a probe, which writes to /dev/null); ``$arg`` is the file it writes."""
+    path.write_text(f"""#!/bin/sh
+prev=""
+for arg in "$@"; do
+  if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ]; then
+{textwrap.indent(textwrap.dedent(on_compile).strip(), "    ")}
+  fi
+  prev="$arg"
+done
+exec '{shutil.which("g++")}' "$@"
+""")
+    path.chmod(0o755)
+    return path
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``path`` exists; the test fails if the worker ``proc`` ends first, or
+    after ``timeout`` s (and the worker's session is killed)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the worker ended before {path.name} appeared:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.02)
+
+
+def setgid_dir(path: Path) -> Path:
+    """``path`` made (if missing) as an admin makes a directory for the group: root's, of
+    GROUP_GID, setgid, mode 2775."""
+    path.mkdir(exist_ok=True)
+    os.chown(path, 0, GROUP_GID)
+    path.chmod(0o2775)
+    return path
+
+
+def group_cache(open_dir: Path, user_tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A group cache (a ``setgid_dir``) and the environment of its workers."""
+    env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_TRUST_GROUP="1",
+                     SOBUILD_JOBS="1")
+    return setgid_dir(open_dir / "group-cache"), env
 
 
 def assert_nothing_half_written(layout: Layout) -> None:

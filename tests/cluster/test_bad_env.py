@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -15,7 +14,6 @@ from .conftest import (
     NOBODY,
     assert_nothing_half_written,
     expected_values,
-    needs_root,
     run_worker,
     worker_env,
 )
@@ -23,7 +21,7 @@ from .conftest import (
 AS_NOBODY = f"{NOBODY}:{NOBODY}"
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_unwritable_cache_directory_falls_back_with_one_warning(open_dir, user_tmp):
     not_mine = open_dir / "root-only"
     not_mine.mkdir(mode=0o755)
@@ -43,7 +41,7 @@ def test_unwritable_cache_directory_falls_back_with_one_warning(open_dir, user_t
     assert nobodys_index.counters()["builds"] == 2  # kept across processes
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_fallback_directory_planted_by_another_user_is_not_used(open_dir, user_tmp):
     planted = user_tmp / f"sobuild-{NOBODY}"
     planted.mkdir(mode=0o777)
@@ -59,17 +57,9 @@ def test_fallback_directory_planted_by_another_user_is_not_used(open_dir, user_t
 
 
 @pytest.fixture
-def small_disk(open_dir):
+def small_disk(open_dir, small_tmpfs):
     """A 1 MiB tmpfs: a disk that fills up for real."""
-    mount_point = open_dir / "small-disk"
-    mount_point.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root and CAP_SYS_ADMIN): "
-                    f"{proc.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+    return small_tmpfs(open_dir / "small-disk")
 
 
 def _fill(mount_point, leave: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,32 +22,15 @@ from sobuild.store.locks import KeyLock
 from .conftest import (
     assert_nothing_half_written,
     expected_values,
+    gxx_wrapper,
     run_worker,
     start_worker,
+    wait_for,
     worker_env,
 )
 
-SLOW_COMPILER = """#!/bin/sh
-# g++, but a compile (not a probe) waits when $SLOW_COMPILE_MARKER is set: time to kill it
-prev=""
-for arg in "$@"; do
-  if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ] && [ -n "$SLOW_COMPILE_MARKER" ]; then
-    : > "$SLOW_COMPILE_MARKER"; sleep 120
-  fi
-  prev="$arg"
-done
-exec {gxx} "$@"
-"""
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the worker ended before {path.name} appeared:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+#: For each compile when $SLOW_COMPILE_MARKER is set: write it, then wait (time to kill).
+SLOW_COMPILE = '''if [ -n "$SLOW_COMPILE_MARKER" ]; then : > "$SLOW_COMPILE_MARKER"; sleep 120; fi'''
 
 
 def kill_session(proc: subprocess.Popen) -> None:
@@ -59,9 +41,7 @@ def kill_session(proc: subprocess.Popen) -> None:
 
 @pytest.mark.parametrize("locks", ["auto", "file"], ids=["flock", "lockfiles"])
 def test_kill_during_compile(cache_dir, tmp_path, locks):
-    wrapper = tmp_path / "slow-g++"
-    wrapper.write_text(SLOW_COMPILER.replace("{gxx}", shutil.which("g++")))
-    wrapper.chmod(0o755)
+    wrapper = gxx_wrapper(tmp_path / "slow-g++", SLOW_COMPILE)
     marker = tmp_path / "compiling"
     env = worker_env(SOBUILD_CXX=str(wrapper), SOBUILD_LOCKS=locks)
     proc = start_worker(cache_dir, {**env, "SLOW_COMPILE_MARKER": str(marker)}, kernels=3,

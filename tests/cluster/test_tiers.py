@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from sobuild.store.index import Index
 from sobuild.store.layout import Layout
 
-from .conftest import NOBODY, expected_values, needs_root, run_worker, worker_env
+from .conftest import NOBODY, expected_values, run_worker, worker_env
 
 
 def _files(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_read_only_shared_tier_serves_another_user(open_dir, user_tmp):
     shared = open_dir / "shared"
     run_worker(shared, worker_env(SOBUILD_JOBS="1"), kernels=3, tag="tier")  # the prebuild

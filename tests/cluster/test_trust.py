@@ -21,7 +21,7 @@ from .conftest import (
     MALLORY,
     NOBODY,
     expected_values,
-    needs_root,
+    group_cache,
     run_worker,
     worker_env,
 )
@@ -35,7 +35,7 @@ def _only_artifact(cache_dir):
     return artifact
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_entry_of_another_user_is_refused_with_help(cache_dir):
     run_worker(cache_dir, ONE_UNIT, kernels=2, tag="owner")
     os.chown(_only_artifact(cache_dir) / "lib.so", NOBODY, NOBODY)
@@ -45,7 +45,7 @@ def test_entry_of_another_user_is_refused_with_help(cache_dir):
     assert "SOBUILD_TRUST_GROUP=1" in report["message"] and "chmod g+s" in report["message"]
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_artifact_directory_of_another_user_is_refused(cache_dir):
     run_worker(cache_dir, ONE_UNIT, kernels=1, tag="owner-dir")
     os.chown(_only_artifact(cache_dir), NOBODY, NOBODY)
@@ -53,7 +53,7 @@ def test_artifact_directory_of_another_user_is_refused(cache_dir):
     assert report["error"] == "UntrustedEntryError" and "belongs to another user" in report["message"]
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_data_entry_of_another_user_is_refused(cache):
     key = "ab" * 16
     cache.put_data(key, b"payload")
@@ -91,63 +91,52 @@ def _group_user(uid, *groups):
     return f"{uid}:{groups[0] if groups else uid}:{','.join(map(str, groups))}"
 
 
-def _group_cache(open_dir, user_tmp):
-    """A setgid group directory (as an admin would make it) and the workers' environment."""
-    group_cache = open_dir / "group-cache"
-    group_cache.mkdir()
-    os.chown(group_cache, 0, GROUP_GID)
-    group_cache.chmod(0o2775)
-    env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_TRUST_GROUP="1",
-                     SOBUILD_JOBS="1")
-    return group_cache, env
-
-
-@needs_root
+@pytest.mark.needs_root
 def test_group_cache_shared_by_two_users(open_dir, user_tmp):
-    group_cache, env = _group_cache(open_dir, user_tmp)
+    cache, env = group_cache(open_dir, user_tmp)
     alice, bob = _group_user(ALICE, GROUP_GID), _group_user(BOB, GROUP_GID)
 
-    first = run_worker(group_cache, env, kernels=2, tag="group", user=alice, umask="002")
-    assert first["values"] == expected_values(2) and first["root"] == str(group_cache)
-    artifact = _only_artifact(group_cache)
+    first = run_worker(cache, env, kernels=2, tag="group", user=alice, umask="002")
+    assert first["values"] == expected_values(2) and first["root"] == str(cache)
+    artifact = _only_artifact(cache)
     for path, mode in [(artifact, 0o2775), (artifact / "lib.so", 0o664),
                        (artifact / "meta.json", 0o664),
-                       (next(Layout(group_cache).iter_kernel_files()), 0o664)]:
+                       (next(Layout(cache).iter_kernel_files()), 0o664)]:
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (ALICE, GROUP_GID), path
         assert stat.S_IMODE(st.st_mode) == mode, (path, oct(st.st_mode))
 
-    second = run_worker(group_cache, env, kernels=3, tag="group", user=bob, umask="002")
+    second = run_worker(cache, env, kernels=3, tag="group", user=bob, umask="002")
     assert second["values"] == expected_values(3) and second["warnings"] == []
-    third = run_worker(group_cache, env, kernels=3, tag="group", user=alice, umask="002")
+    third = run_worker(cache, env, kernels=3, tag="group", user=alice, umask="002")
     assert third["values"] == expected_values(3) and third["warnings"] == []
-    counters = Index(Layout(group_cache), trusted_gid=GROUP_GID).counters()
+    counters = Index(Layout(cache), trusted_gid=GROUP_GID).counters()
     assert counters["builds"] == 3 and counters["hits"] == 2 + 3
 
     untrusting = {k: v for k, v in env.items() if k != "SOBUILD_TRUST_GROUP"}
-    refused = run_worker(group_cache, untrusting, kernels=3, tag="group", user=bob, umask="002")
+    refused = run_worker(cache, untrusting, kernels=3, tag="group", user=bob, umask="002")
     assert refused["error"] == "UntrustedEntryError"
     assert "SOBUILD_TRUST_GROUP=1" in refused["message"]
 
     # not in the group: the group's entries, even as a read-only tier, are not run; they are
     # skipped with a warning and the kernels are built in her own cache
     outsider_cache = user_tmp / "mallory"
-    outsider = run_worker(outsider_cache, {**env, "SOBUILD_SHARED_DIR": str(group_cache)},
+    outsider = run_worker(outsider_cache, {**env, "SOBUILD_SHARED_DIR": str(cache)},
                           kernels=3, tag="group", user=_group_user(MALLORY), umask="022")
     assert outsider["values"] == expected_values(3) and outsider["root"] == str(outsider_cache)
-    assert any("skipping" in w and str(group_cache) in w and "belongs to another user" in w
+    assert any("skipping" in w and str(cache) in w and "belongs to another user" in w
                for w in outsider["warnings"]), outsider["warnings"]
     keys = list(Layout(outsider_cache).iter_kernel_files())
     assert len(keys) == 3 and all(k.stat().st_uid == MALLORY for k in keys)
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_group_cache_honours_the_umask(open_dir, user_tmp):
-    group_cache, env = _group_cache(open_dir, user_tmp)
-    report = run_worker(group_cache, env, kernels=1, tag="umask",
+    cache, env = group_cache(open_dir, user_tmp)
+    report = run_worker(cache, env, kernels=1, tag="umask",
                         user=_group_user(ALICE, GROUP_GID), umask="027")
     assert report["values"] == expected_values(1)
-    artifact = _only_artifact(group_cache)
+    artifact = _only_artifact(cache)
     assert stat.S_IMODE(artifact.stat().st_mode) == 0o2750
     assert stat.S_IMODE((artifact / "lib.so").stat().st_mode) == 0o640
 

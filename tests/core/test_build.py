@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -139,7 +138,7 @@ def _units(specs: list[KernelSpec], toolchain) -> list[Unit]:
             for i, group in enumerate(partition(kernels, jobs=len(specs)))]
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.needs_proc
 def test_a_hanging_compiler_is_killed_with_its_whole_build_after_the_timeout(tmp_path):
     pids = tmp_path / "pids"
     wrapper = tmp_path / "hanging-g++"
@@ -164,21 +163,15 @@ def test_a_hanging_compiler_is_killed_with_its_whole_build_after_the_timeout(tmp
 
 
 @pytest.fixture
-def full_disk(tmp_path):
+def full_disk(tmp_path, small_tmpfs):
     """A 1 MiB tmpfs, filled up but for ``room`` bytes: a disk that is full for real."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root): {proc.stderr.strip()}")
+    mount_point = small_tmpfs(tmp_path / "small")
     build_dir = mount_point / "build"
     build_dir.mkdir()
     room = 8 << 10  # the sources and build.ninja fit, the shared object does not
     st = os.statvfs(mount_point)
     (mount_point / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - room))
-    yield build_dir
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+    return build_dir
 
 
 def test_a_full_disk_is_told_from_a_compile_error_by_the_file_system(full_disk, tmp_path):

@@ -1,7 +1,7 @@
 """Helpers of the security tests: attacks made by other users, in real processes.
 
 The cluster tests' helpers (users, workers, reachable directories) are re-exported here.
-A test that cannot run (not root, no /proc) skips, except under CI=true, where it fails.
+Tests that start processes as other users are marked ``needs_root`` (see tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -9,39 +9,43 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
 from cluster.conftest import (  # noqa: F401  (fixtures and helpers for the tests here)
     ALICE,
     BOB,
     GROUP_GID,
     MALLORY,
     finish,
+    group_cache,
+    gxx_wrapper,
     open_dir,
     run_worker,
+    setgid_dir,
     start_worker,
     user_tmp,
+    wait_for,
     worker_env,
 )
 
-IN_CI = os.environ.get("CI") == "true"
 
+class CountingCompiler:
+    """A g++ wrapper in ``directory`` that counts its compiles, and the environment of
+    workers using it (with ``env``)."""
 
-def cannot_run(reason: str) -> None:
-    """Skip the test, or fail it under CI=true (CI runs as root on Linux: everything runs)."""
-    if IN_CI:
-        pytest.fail(f"cannot run under CI: {reason}")
-    pytest.skip(reason)
+    def __init__(self, directory: Path, **env: str):
+        self.log = directory / "compiles.log"
+        path = gxx_wrapper(directory / "counting-g++", f"""echo "$arg" >> '{self.log}'""")
+        self.env = worker_env(SOBUILD_CXX=str(path), **env)
 
+    def take(self) -> int:
+        """Compiles since the last call."""
+        if not self.log.exists():
+            return 0
+        count = len(self.log.read_text().splitlines())
+        self.log.unlink()
+        return count
 
-@pytest.fixture
-def as_root() -> None:
-    """For tests that start processes as other users (setuid needs root)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        cannot_run("runs processes as other users (setuid), which needs root")
-
-
-needs_root = pytest.mark.usefixtures("as_root")
 
 #: Prepended to the code of ``start_as``: ``drop_privileges()`` becomes $AS_USER.
 _AS_USER = """

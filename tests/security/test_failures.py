@@ -8,26 +8,13 @@ again. Each process is a real one; compiles are counted by a g++ wrapper.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import worker_env
-
-GXX = shutil.which("g++")
-
-#: g++ that writes a line to @LOG@ for each compile (not for the probes).
-COUNTING_COMPILER = """#!/bin/sh
-prev=""
-for arg in "$@"; do
-  if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ]; then echo "$arg" >> '@LOG@'; fi
-  prev="$arg"
-done
-exec '@GXX@' "$@"
-"""
+from .conftest import CountingCompiler
 
 #: One process loading one kernel: what it computed, or the BuildError it got.
 LOAD = """
@@ -60,25 +47,18 @@ class Runs:
 
     def __init__(self, cache: Path, directory: Path):
         self.cache = cache
-        self.log = directory / "compiles.log"
-        compiler = directory / "counting-g++"
-        compiler.write_text(COUNTING_COMPILER.replace("@LOG@", str(self.log))
-                            .replace("@GXX@", GXX))
-        compiler.chmod(0o755)
-        self.env = worker_env(SOBUILD_CXX=str(compiler))
+        self.compiler = CountingCompiler(directory)
 
     def load(self, body: str, flags: tuple[str, ...] = (), **env: str) -> tuple[dict, int]:
         """What the process got, and how many compiles it ran."""
-        self.log.unlink(missing_ok=True)
         try:
             proc = subprocess.run([sys.executable, "-c", LOAD, str(self.cache), body,
                                    json.dumps(flags)], capture_output=True, text=True,
-                                  timeout=300, env={**self.env, **env})
+                                  timeout=300, env={**self.compiler.env, **env})
         except subprocess.TimeoutExpired:
             pytest.fail("the load did not finish within 300 s")
         assert proc.returncode == 0, proc.stderr
-        compiles = len(self.log.read_text().splitlines()) if self.log.exists() else 0
-        return json.loads(proc.stdout.splitlines()[-1]), compiles
+        return json.loads(proc.stdout.splitlines()[-1]), self.compiler.take()
 
 
 @pytest.fixture

@@ -21,20 +21,9 @@ from cluster.conftest import expected_values
 
 from sobuild.store.layout import Layout
 
-from .conftest import MALLORY, needs_root, start_worker, worker_env
+from .conftest import MALLORY, CountingCompiler, start_worker, worker_env
 
-GXX = shutil.which("g++")
 DEADLINE = 300  # a load that builds, on a loaded machine; a hang is minutes past it
-
-#: g++ that writes a line to @LOG@ for each compile (not for the probes).
-COUNTING_COMPILER = """#!/bin/sh
-prev=""
-for arg in "$@"; do
-  if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ]; then echo "$arg" >> '@LOG@'; fi
-  prev="$arg"
-done
-exec '@GXX@' "$@"
-"""
 
 #: verify (and repair) a cache in a process of its own; prints what they found and did.
 VERIFY = """
@@ -69,29 +58,9 @@ print(json.dumps({"got": None if got is None else got.decode(),
 DATA_KEY = "5e" * 16
 
 
-class Compiles:
-    """A compiler that counts its compiles, and the environment of workers using it."""
-
-    def __init__(self, directory: Path):
-        self.log = directory / "compiles.log"
-        self.compiler = directory / "counting-g++"
-        self.compiler.write_text(COUNTING_COMPILER.replace("@LOG@", str(self.log))
-                                 .replace("@GXX@", GXX))
-        self.compiler.chmod(0o755)
-        self.env = worker_env(SOBUILD_JOBS="1", SOBUILD_CXX=str(self.compiler))
-
-    def take(self) -> int:
-        """Compiles since the last call."""
-        if not self.log.exists():
-            return 0
-        count = len(self.log.read_text().splitlines())
-        self.log.unlink()
-        return count
-
-
 @pytest.fixture
-def compiles(tmp_path) -> Compiles:
-    return Compiles(tmp_path)
+def compiles(tmp_path) -> CountingCompiler:
+    return CountingCompiler(tmp_path, SOBUILD_JOBS="1")
 
 
 def load(cache: Path, env: dict, timeout: float = DEADLINE, **opts) -> dict:
@@ -161,7 +130,7 @@ def test_artifact_without_its_library_is_rebuilt_once(cache_dir, compiles, damag
 
 # -- 7: kernel key files swapped, or one a link to the other -----------------------------------
 
-def _two_artifacts(cache_dir: Path, compiles: Compiles, tag: str) -> tuple[Path, Path]:
+def _two_artifacts(cache_dir: Path, compiles: CountingCompiler, tag: str) -> tuple[Path, Path]:
     """Kernels 0 and 1 in artifacts of their own; their key files."""
     layout = Layout(cache_dir)
     assert load(cache_dir, compiles.env, kernels=1, tag=tag)["values"] == expected_values(1)
@@ -326,7 +295,7 @@ def _make_untrusted(layout: Layout, how: str, outside: Path) -> tuple[Path, Path
     return artifact, artifact
 
 
-@needs_root
+@pytest.mark.needs_root
 @pytest.mark.parametrize("how", UNTRUSTED)
 def test_untrusted_entries_are_reported_and_repaired(cache_dir, compiles, tmp_path, how):
     tag = f"untrusted-{how}"
@@ -350,7 +319,7 @@ def test_untrusted_entries_are_reported_and_repaired(cache_dir, compiles, tmp_pa
     assert compiles.take() <= 1
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_data_entry_of_another_user_is_reported_and_repaired(cache_dir):
     path = Layout(cache_dir).data_file(DATA_KEY)
     assert get_data(cache_dir, "put:mine")["got"] == "mine"
@@ -361,7 +330,7 @@ def test_data_entry_of_another_user_is_reported_and_repaired(cache_dir):
     assert get_data(cache_dir, "put:again")["got"] == "again"
 
 
-@needs_root
+@pytest.mark.needs_root
 @pytest.mark.parametrize("how", ["foreign-library", "foreign-key", "linked-artifact"])
 def test_untrusted_entry_of_a_shared_tier_is_skipped_and_built_locally(cache_dir, compiles,
                                                                         tmp_path, how):
@@ -388,7 +357,7 @@ def test_untrusted_entry_of_a_shared_tier_is_skipped_and_built_locally(cache_dir
     assert os.path.lexists(spoilt) and sorted(str(p) for p in shared.rglob("*")) == before
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_data_entry_of_another_user_in_a_shared_tier_is_skipped(cache_dir, tmp_path):
     shared = tmp_path / "shared"
     assert get_data(shared, "put:theirs")["got"] == "theirs"

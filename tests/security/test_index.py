@@ -21,7 +21,7 @@ import pytest
 from sobuild.store.index import Index, IndexBatch
 from sobuild.store.layout import Layout
 
-from .conftest import MALLORY, needs_root, run_worker, worker_env
+from .conftest import MALLORY, run_worker, worker_env
 
 #: A hung command is killed after this long; the tests assert far shorter times.
 HANG = 60
@@ -160,7 +160,7 @@ def test_a_fifo_at_the_index_or_an_entry_hangs_nothing(cache_dir):
     assert stat.S_ISREG(os.lstat(layout.index).st_mode)
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_an_index_of_another_user_is_not_used(cache_dir):
     cache_dir.mkdir()
     layout = Layout(cache_dir)

@@ -11,7 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +23,12 @@ from .conftest import (
     GROUP_GID,
     MALLORY,
     finish,
-    needs_root,
+    group_cache,
+    gxx_wrapper,
     run_worker,
+    setgid_dir,
     start_worker,
+    wait_for,
     worker_env,
 )
 
@@ -46,19 +48,14 @@ __attribute__((constructor)) static void mallory_was_here() {
 }
 """
 
-#: g++, but a compile (not a probe) writes $GATE_DIR/compiling and then waits for
-#: $GATE_DIR/go (ten minutes at most), when $GATE_DIR is set.
-GATED_COMPILER = """#!/bin/sh
-prev=""
-for arg in "$@"; do
-  if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ] && [ -n "$GATE_DIR" ]; then
-    : > "$GATE_DIR/compiling"
-    n=0
-    while [ ! -e "$GATE_DIR/go" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n + 1)); done
-  fi
-  prev="$arg"
-done
-exec '@GXX@' "$@"
+#: For each compile when $GATE_DIR is set: write $GATE_DIR/compiling, then wait for
+#: $GATE_DIR/go (ten minutes at most).
+GATE = """
+if [ -n "$GATE_DIR" ]; then
+  : > "$GATE_DIR/compiling"
+  n=0
+  while [ ! -e "$GATE_DIR/go" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n + 1)); done
+fi
 """
 
 
@@ -84,42 +81,15 @@ def as_mallory(script: str, *args: str) -> subprocess.CompletedProcess:
                           extra_groups=[GROUP_GID], umask=0o002)
 
 
-def group_cache(open_dir: Path, user_tmp: Path) -> tuple[Path, dict[str, str]]:
-    """A setgid directory of the group (as an admin makes one), and a group-cache environment."""
-    cache = open_dir / "group-cache"
-    cache.mkdir()
-    os.chown(cache, 0, GROUP_GID)
-    cache.chmod(0o2775)
-    env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_TRUST_GROUP="1",
-                     SOBUILD_JOBS="1")
-    return cache, env
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the worker ended before {path.name} appeared:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, 9)
-            proc.communicate()
-            pytest.fail(f"{path} never appeared")
-        time.sleep(0.05)
-
-
 # -- 2: the verified artifact is swapped between the check and the load ---------------------
 
-@needs_root
+@pytest.mark.needs_root
 def test_artifact_swapped_while_the_batch_compiles_is_not_loaded(open_dir, user_tmp):
     """Alice's batch: kernel 0 is a hit, kernel 1 compiles (slowly). Meanwhile Mallory, in
     the group, renames kernel 0's verified artifact directory and puts a symbolic link to a
     directory of her own in its place. What Alice gets for kernel 0 is what was checked."""
     cache, env = group_cache(open_dir, user_tmp)
-    compiler = open_dir / "gated-g++"
-    compiler.write_text(GATED_COMPILER.replace("@GXX@", GXX))
-    compiler.chmod(0o755)
-    env["SOBUILD_CXX"] = str(compiler)
+    env["SOBUILD_CXX"] = str(gxx_wrapper(open_dir / "gated-g++", GATE))
     first = run_worker(cache, env, kernels=1, tag="swap", user=ALICE_IN_GROUP, umask="002")
     assert first["values"] == expected_values(1)
     (artifact,) = Layout(cache).iter_artifact_dirs()
@@ -146,7 +116,7 @@ def test_artifact_swapped_while_the_batch_compiles_is_not_loaded(open_dir, user_
 
 # -- 3: a publish finds the artifact directory already there ----------------------------------
 
-@needs_root
+@pytest.mark.needs_root
 def test_planted_artifact_of_another_user_is_not_loaded_by_a_publish(cache_dir, open_dir,
                                                                       tmp_path):
     """Mallory (here: files chowned to her, as a directory she could write would allow) plants
@@ -177,7 +147,7 @@ def test_planted_artifact_of_another_user_is_not_loaded_by_a_publish(cache_dir, 
     assert again["values"] == expected_values(2) and not marker.exists()
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_planted_artifact_of_a_group_member_is_not_loaded_by_a_publish(open_dir, user_tmp):
     """In a group cache Mallory's files are trusted by owner: she plants a directory under
     the digest of Alice's next build (and removes its key so Alice builds); the bytes are
@@ -223,16 +193,12 @@ def _writable_by_others(root: Path) -> list[str]:
     return found
 
 
-@needs_root
+@pytest.mark.needs_root
 def test_private_cache_in_a_group_directory_stays_private(open_dir, user_tmp):
     """Alice (umask 002, no SOBUILD_TRUST_GROUP) keeps her own cache in the group's setgid
     directory: nothing sobuild creates there is group-writable. One that an older sobuild left
     group-writable is made private when next used, and what Mallory put in it is refused."""
-    top = open_dir / "group"
-    top.mkdir()
-    os.chown(top, 0, GROUP_GID)
-    top.chmod(0o2775)
-    cache = top / "alice-cache"
+    cache = setgid_dir(open_dir / "group") / "alice-cache"
     env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_JOBS="1", SOBUILD_CXX=GXX)
     alice = {"user": ALICE_IN_GROUP, "umask": "002"}
     first = run_worker(cache, env, kernels=2, tag="private", **alice)

@@ -10,7 +10,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from cluster.conftest import (
     GROUP_GID,
     MALLORY,
     expected_values,
-    needs_root,
     run_worker,
+    setgid_dir,
     worker_env,
 )
 
@@ -54,31 +53,16 @@ fi
 """
 
 
-@pytest.fixture
-def group_dir():
-    """A setgid directory of GROUP_GID (mode 2775), as an admin makes one; TMPDIR for all."""
-    top = Path(tempfile.mkdtemp(prefix="sobuild-probes-"))
-    top.chmod(0o755)
-    group = top / "group"
-    group.mkdir()
-    os.chown(group, 0, GROUP_GID)
-    group.chmod(0o2775)
-    (top / "tmp").mkdir(mode=0o1777)
-    (top / "tmp").chmod(0o1777)
-    yield group
-    shutil.rmtree(top, ignore_errors=True)
-
-
-@needs_root
+@pytest.mark.needs_root
 @pytest.mark.parametrize("left_open", [False, True], ids=["fresh", "left-group-writable"])
-def test_a_group_member_cannot_choose_the_compiler_of_a_private_cache(group_dir, left_open):
+def test_a_group_member_cannot_choose_the_compiler_of_a_private_cache(open_dir, user_tmp,
+                                                                      left_open):
     """Alice (umask 002, no SOBUILD_TRUST_GROUP) keeps her cache in a group directory; Mallory,
     in the group too, plants a record naming her script as Alice's compiler. ``left_open``:
     toolchains/ and the record are group-writable, as sobuild before this fix made them, so
     the plant succeeds and the reader's checks are what stop it."""
-    tmp = group_dir.parent / "tmp"
-    cache = group_dir / "alice-cache"
-    env = worker_env(home=tmp, TMPDIR=str(tmp), SOBUILD_JOBS="1", SOBUILD_CXX=GXX)
+    cache = setgid_dir(open_dir / "group") / "alice-cache"
+    env = worker_env(home=user_tmp, TMPDIR=str(user_tmp), SOBUILD_JOBS="1", SOBUILD_CXX=GXX)
     first = run_worker(cache, env, kernels=2, tag="probe-victim", user=ALICE_IN_GROUP,
                        umask="002")
     assert first["values"] == expected_values(2)
@@ -96,9 +80,9 @@ def test_a_group_member_cannot_choose_the_compiler_of_a_private_cache(group_dir,
             path.chmod(0o2775)
         record.chmod(0o664)
 
-    mallory_dir = group_dir.parent / "mallory"
+    mallory_dir = open_dir / "mallory"
     mallory_dir.mkdir()
-    marker = tmp / "mallory-ran"
+    marker = user_tmp / "mallory-ran"
     planted = {**json.loads(record.read_text()),
                "command": [evil_compiler(mallory_dir / "g++", marker)]}
     os.chown(mallory_dir / "g++", MALLORY, GROUP_GID)
