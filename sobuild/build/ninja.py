@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -131,12 +132,15 @@ def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress |
     """Run ninja in a session of its own; its output, and whether ``timeout`` stopped it.
 
     Its ``[finished/total]`` status lines go to ``progress``. On timeout the whole session
-    (ninja, the shells and compilers it started) is killed.
+    (ninja, the shells and compilers it started) is killed. On Linux ninja also gets SIGTERM
+    when this process dies, even by ``kill -9``, and stops its compilers (ninja passes the
+    signal on to each command's group).
     """
     env = {**env, "NINJA_STATUS": "[%f/%t] "}
     proc = subprocess.Popen(argv, cwd=build_dir, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                            errors="replace", env=env, start_new_session=True)
+                            errors="replace", env=env, start_new_session=True,
+                            preexec_fn=_death_signal())
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -156,6 +160,26 @@ def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress |
         raise
     proc.wait()
     return "".join(output), False
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """Linux: a function run in the child before exec that makes it receive SIGTERM when its
+    parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere None. libc is looked up here, in
+    the parent: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return set_death_signal
 
 
 def _pump(stream, lines: queue.SimpleQueue) -> None:

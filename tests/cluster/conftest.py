@@ -85,6 +85,14 @@ exec '{shutil.which("g++")}' "$@"
     return path
 
 
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
     """Wait until ``path`` exists; the test fails if the worker ``proc`` ends first, or
     after ``timeout`` s (and the worker's session is killed)."""

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cluster.conftest import process_running
 
 import sobuild
 from sobuild import BuildError, CompilerNotFoundError, KernelSpec
 from sobuild.build.ninja import Unit, build_units
 from sobuild.build.translation_unit import partition, render, split_source
+from sobuild.config import cpu_count
 from sobuild.toolchains.detect import from_command
 
 from .kernels import BROKEN_SOURCE, SCALE_ENTRY, family, scale_spec
@@ -110,7 +112,7 @@ def test_sobuild_jobs_sets_the_parallelism(cache_dir, monkeypatch):
     monkeypatch.setenv("SOBUILD_JOBS", "3")
     assert sobuild.Cache(cache_dir).jobs == 3
     monkeypatch.delenv("SOBUILD_JOBS")
-    assert sobuild.Cache(cache_dir).jobs == os.cpu_count()
+    assert sobuild.Cache(cache_dir).jobs == cpu_count()  # the CPUs this process may use
 
 
 # -- a build that hangs, a disk that is full ----------------------------------------------------
@@ -122,14 +124,6 @@ for arg in "$@"; do
 done
 exec {gxx} "$@"
 """
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie nobody reaped does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except FileNotFoundError:
-        return False
 
 
 def _units(specs: list[KernelSpec], toolchain) -> list[Unit]:
@@ -157,7 +151,7 @@ def test_a_hanging_compiler_is_killed_with_its_whole_build_after_the_timeout(tmp
         timeout *= 4
     started = [int(pid) for pid in pids.read_text().split()]
     deadline = time.monotonic() + 60  # SIGKILL was sent: they end at once, whatever the load
-    while any(_running(pid) for pid in started):
+    while any(process_running(pid) for pid in started):
         assert time.monotonic() < deadline, f"compilers {started} still run"
         time.sleep(0.01)
 

@@ -20,6 +20,7 @@ from cluster.conftest import (  # noqa: F401  (fixtures and helpers for the test
     group_cache,
     gxx_wrapper,
     open_dir,
+    process_running,
     run_worker,
     setgid_dir,
     start_worker,
