@@ -22,9 +22,7 @@ import typer
 
 from .config import Settings, format_size, parse_duration, parse_size
 from .errors import SobuildError
-from .store.index import Index
-from .store.layout import Layout
-from .store.stats import gather_stats, read_index
+from .store.store import Store
 
 if TYPE_CHECKING:
     pass
@@ -109,14 +107,14 @@ def _duration_arg(text: str | None, option: str) -> float | None:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def _missing(layout: Layout, json_output: bool = False, empty: Any = None) -> bool:
-    """True (after saying so) when there is no cache at ``layout``."""
-    if layout.root.is_dir():
+def _missing(store: Store, json_output: bool = False, empty: Any = None) -> bool:
+    """True (after saying so) when there is no cache at ``store``."""
+    if store.exists():
         return False
     if json_output:
         print(json.dumps(empty, indent=1))
     else:
-        print(f"no sobuild cache at {layout.root} (nothing has been built there yet)")
+        print(f"no sobuild cache at {store.root} (nothing has been built there yet)")
     return True
 
 
@@ -188,9 +186,9 @@ def _compact_toolchain(name: str) -> str:
 
 # -- reading a cache --------------------------------------------------------------------------
 
-def _index(layout: Layout, settings: Settings) -> Index:
-    """The index of the cache, for a command (waits up to SOBUILD_SQLITE_TIMEOUT)."""
-    return Index.of_tier(layout, settings.trust_group)
+def _store(settings: Settings) -> Store:
+    """The cache a command works on (its index waits up to SOBUILD_SQLITE_TIMEOUT)."""
+    return Store(settings.cache_dir, trust_group=settings.trust_group)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -217,20 +215,19 @@ def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,
                                              "builds ...); keep the entries.")] = False) -> None:
     """Entries, size, hits, misses, builds, compile seconds spent and saved, per toolchain."""
     settings = _settings(cache_dir)
-    layout = Layout(settings.cache_dir)
+    store = _store(settings)
     if zero:
-        if not layout.index.exists():
-            print(f"no counters to reset at {layout.root}")
-            return
-        _index(layout, settings).reset_counters()
-        print(f"counters reset at {layout.root} (entries kept)")
+        if store.reset_counters():
+            print(f"counters reset at {store.root} (entries kept)")
+        else:
+            print(f"no counters to reset at {store.root}")
         return
-    s = gather_stats(layout, settings.max_size, _index(layout, settings))
+    s = store.stats(settings.max_size)
     if json_output:
         print(json.dumps(s, indent=1))
         return
     if not s["exists"]:
-        print(f"no sobuild cache at {layout.root} (nothing has been built there yet)")
+        print(f"no sobuild cache at {store.root} (nothing has been built there yet)")
         return
     c = s["codegen"]
     print_fields("sobuild cache", [
@@ -275,18 +272,16 @@ def prune(cache_dir: CacheDirOption = None,
                                                 "remove nothing.")] = False,
           json_output: JsonOption = False) -> None:
     """Evict entries by age and least recent use; say what was freed."""
-    from .store.prune import prune as prune_cache
-
     settings = _settings(cache_dir)
     size = _size_arg(max_size, "--max-size")
     age = _duration_arg(older_than, "--older-than")
     if size is None and age is None:
         size = settings.max_size
-    layout = Layout(settings.cache_dir)
+    store = _store(settings)
     empty = {"removed": [], "before": 0, "after": 0, "freed": 0, "dry_run": dry_run}
-    if _missing(layout, json_output, empty):
+    if _missing(store, json_output, empty):
         return
-    result = prune_cache(layout, size, age, dry_run, index=_index(layout, settings))
+    result = store.prune(size, age, dry_run)
     if json_output:
         print(json.dumps({"removed": [v.__dict__ for v in result.victims],
                           "before": result.before, "after": result.after,
@@ -387,21 +382,20 @@ def doctor(cache_dir: CacheDirOption = None) -> None:
 @handled
 def list_entries(cache_dir: CacheDirOption = None, json_output: JsonOption = False) -> None:
     """The entries, most recently used first."""
-    settings = _settings(cache_dir)
-    layout = Layout(settings.cache_dir)
-    if _missing(layout, json_output, []):
+    store = _store(_settings(cache_dir))
+    if _missing(store, json_output, []):
         return
-    rows = read_index(layout, _index(layout, settings)).rows
+    rows = store.entries().rows
     rows.sort(key=lambda r: (-r["last_use"], r["id"]))
     if json_output:
         print(json.dumps(rows, indent=1))
         return
     if not rows:
-        print(f"the cache at {layout.root} is empty")
+        print(f"the cache at {store.root} is empty")
         return
     now = time.time()
     terminal = _terminal()
-    print_table(f"{len(rows)} entries in {layout.root}",
+    print_table(f"{len(rows)} entries in {store.root}",
                 ["entry", "kind", "size", "kernels", "toolchain", "compile s", "hits",
                  "last used"],
                 [[r["id"][:12] if terminal else r["id"], r["kind"], format_size(r["bytes"]),
@@ -417,18 +411,16 @@ def show(key: Annotated[str, typer.Argument(help="An artifact digest, kernel key
                                             "key; a unique prefix is enough.")],
          cache_dir: CacheDirOption = None) -> None:
     """An entry's meta data, source and build log (a kernel that failed to build, too)."""
-    from .store.inspect import find_entries
-
-    layout = Layout(_settings(cache_dir).cache_dir)
-    if _missing(layout):
+    store = _store(_settings(cache_dir))
+    if _missing(store):
         raise typer.Exit(1)
     key = key.strip().lower()
     if len(key) < 2 or any(ch not in "0123456789abcdef" for ch in key):
         raise UsageError(f"{key!r} is not a key prefix: give at least 2 hex digits "
                          "(see `sobuild ls`)")
-    found = find_entries(layout, key)
+    found = store.find(key)
     if not found:
-        raise fail(f"no entry starts with {key} in {layout.root} (see `sobuild ls`)")
+        raise fail(f"no entry starts with {key} in {store.root} (see `sobuild ls`)")
     if len(found) > 1:
         names = ", ".join(f"{e.kind} {e.id}" for e in found[:5])
         raise fail(f"{key} is ambiguous ({len(found)} entries: {names}): give more digits")
@@ -457,24 +449,19 @@ def verify(cache_dir: CacheDirOption = None,
                                                 "rebuild the index from the files.")] = False
            ) -> None:
     """Check digests, kernel keys, data entries, orphaned temp dirs and the index."""
-    from .store.store import Store
     from .store.verify import relative
-    from .store.verify import repair as repair_cache
-    from .store.verify import verify as verify_cache
 
-    settings = _settings(cache_dir)
-    layout = Layout(settings.cache_dir)
-    if _missing(layout):
+    store = _store(_settings(cache_dir))
+    if _missing(store):
         return
-    store = Store(layout.root, trust_group=settings.trust_group)
-    report = verify_cache(store)
+    report = store.verify()
     print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
-          f"{_n(report.data, 'data entry', 'data entries')} in {layout.root}")
+          f"{_n(report.data, 'data entry', 'data entries')} in {store.root}")
     if report.problems:
         print_table(f"{len(report.problems)} problem(s)", ["problem", "where", "detail"],
-                    [[p.kind, relative(layout, p.path), p.detail] for p in report.problems])
+                    [[p.kind, relative(store.root, p.path), p.detail] for p in report.problems])
     if repair:
-        done = repair_cache(store, report)
+        done = store.repair(report)
         print(f"repaired: removed {_n(done['removed'], 'broken entry', 'broken entries')}; the "
               f"index was rebuilt from the files ({_n(done['artifacts'], 'entry', 'entries')}, "
               f"{_n(done['keys'], 'kernel key')})")
@@ -495,27 +482,22 @@ def clear(cache_dir: CacheDirOption = None,
               "--failed", help="Remove only the remembered build failures, so that those "
                                "kernels are built again.")] = False) -> None:
     """Remove every entry (kernels, shared objects, data entries, failed builds)."""
-    from .store.prune import remove_all
-    from .store.store import Store
-
-    settings = _settings(cache_dir)
-    layout = Layout(settings.cache_dir)
-    if _missing(layout):
+    store = _store(_settings(cache_dir))
+    if _missing(store):
         return
     if failed:
-        count = Store(layout.root, trust_group=settings.trust_group).forget_failures()
-        print(f"removed {_n(count, 'remembered build failure')} from {layout.root}: those "
+        count = store.forget_failures()
+        print(f"removed {_n(count, 'remembered build failure')} from {store.root}: those "
               "kernels are built again on their next load")
         return
-    if not yes and not typer.confirm(f"remove every entry of the cache at {layout.root}?"):
+    if not yes and not typer.confirm(f"remove every entry of the cache at {store.root}?"):
         raise fail("nothing removed (answer y, or pass --yes)")
-    index = _index(layout, settings)
-    before = sum(r["bytes"] for r in read_index(layout, index).rows)
-    counts = remove_all(layout, index)
+    before = sum(r["bytes"] for r in store.entries().rows)
+    counts = store.clear()
     print(f"removed {_n(counts['shared_objects'], 'shared object')}, "
           f"{_n(counts['kernels'], 'kernel key')}, "
           f"{_n(counts['data'], 'data entry', 'data entries')} and "
-          f"{_n(counts['failed'], 'failed build')} from {layout.root}, "
+          f"{_n(counts['failed'], 'failed build')} from {store.root}, "
           f"freeing {format_size(before)}")
 
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -31,6 +32,12 @@ from .layout import Layout
 from .meta import ArtifactMeta, BadMetaError
 from .publish import make_temp_dir, publish_dir, remove_tree, write_file_atomic
 from .trust import group_tier, publish_modes
+
+if TYPE_CHECKING:
+    from .inspect import Entry
+    from .prune import PruneResult
+    from .stats import Entries
+    from .verify import Report
 
 LIBRARY_STEM = "lib"
 FAILURE_RECORD = "failure.json"
@@ -337,6 +344,62 @@ class Store:
         if removed:
             self.index.forget(removed)
         return len(removed)
+
+    # -- maintenance: what the commands do (their modules are imported when used) ---------
+
+    def exists(self) -> bool:
+        """Whether anything was ever stored here (the directory exists)."""
+        return self.root.is_dir()
+
+    def entries(self) -> Entries:
+        """Every entry, from the index reconciled with the files (or from the files)."""
+        from .stats import read_index
+
+        return read_index(self.layout, self.index)
+
+    def stats(self, max_size: int) -> dict:
+        """What ``sobuild stats`` shows, as one JSON-able dict."""
+        from .stats import gather_stats
+
+        return gather_stats(self.layout, max_size, self.index)
+
+    def reset_counters(self) -> bool:
+        """Zero the counters (entries kept); False when there is no index yet."""
+        if not os.path.lexists(self.layout.index):
+            return False
+        self.index.reset_counters()
+        return True
+
+    def prune(self, max_size: int | None = None, older_than: float | None = None,
+              dry_run: bool = False) -> PruneResult:
+        """Evict by age, then least recent use, down to ``max_size`` bytes."""
+        from .prune import prune
+
+        return prune(self.layout, max_size, older_than, dry_run, index=self.index)
+
+    def verify(self) -> Report:
+        """Check every entry and the index (see ``verify.verify``)."""
+        from .verify import verify
+
+        return verify(self)
+
+    def repair(self, report: Report) -> dict[str, int]:
+        """Remove what ``report`` found and rebuild the index from the files."""
+        from .verify import repair
+
+        return repair(self, report)
+
+    def clear(self) -> dict[str, int]:
+        """Remove every entry (counters kept); how many of each kind went."""
+        from .prune import remove_all
+
+        return remove_all(self.layout, self.index)
+
+    def find(self, prefix: str) -> list[Entry]:
+        """The entries whose id starts with ``prefix`` (``sobuild show``)."""
+        from .inspect import find_entries
+
+        return find_entries(self.layout, prefix)
 
     # -- usage ----------------------------------------------------------------------------
 

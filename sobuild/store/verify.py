@@ -21,7 +21,6 @@ from .cleanup import find_leftovers
 from .data import CorruptEntryError, decode
 from .files import NotRegularFileError
 from .index import IndexUnavailableError
-from .layout import Layout
 from .meta import BadMetaError
 from .publish import remove_tree
 from .store import LIBRARY_STEM, BrokenEntryError, Store
@@ -231,11 +230,11 @@ def repair(store: Store, report: Report) -> dict[str, int]:
     return {"removed": removed, **counts}
 
 
-def relative(layout: Layout, path: Path | None) -> str:
-    """``path`` relative to the cache directory, for messages."""
+def relative(root: Path, path: Path | None) -> str:
+    """``path`` relative to the cache directory ``root``, for messages."""
     if path is None:
         return "index.sqlite"
     try:
-        return str(path.relative_to(layout.root))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
