@@ -216,9 +216,14 @@ class Cache:
             entry = store.open_library(digest, suffix)
         except BrokenEntryError as exc:
             self._pending.count("corrupt")
-            warnings.warn(f"sobuild: {exc} (corrupt); it is set aside and rebuilt.",
-                          RuntimeWarning, stacklevel=5)
-            store.discard_artifact(digest)
+            moved = store.discard_artifact(digest)
+            if digest not in self._warned:
+                self._warned.add(digest)
+                warnings.warn(f"sobuild: {exc} (corrupt); " + (
+                    "it is set aside and rebuilt." if moved else
+                    f"it cannot be set aside from {store.root}, so this process builds its "
+                    "own copy (`sobuild verify --repair` as its owner removes it)."),
+                    RuntimeWarning, stacklevel=5)
             return None
         if entry is None:
             return None

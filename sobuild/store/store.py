@@ -224,22 +224,23 @@ class Store:
                 pass  # unreadable: nothing anyone can use, remove it
         self._set_aside(path, "key")
 
-    def discard_artifact(self, digest: str) -> None:
-        """Move a broken artifact directory aside (readers never see half of it), delete it."""
-        if self.writable:
-            self._set_aside(self.layout.artifact_dir(digest), "discard")
+    def discard_artifact(self, digest: str) -> bool:
+        """Move a broken artifact directory aside (readers never see half of it), delete it;
+        False when it cannot be moved (a read-only tier, a directory not ours)."""
+        return self.writable and self._set_aside(self.layout.artifact_dir(digest), "discard")
 
-    def _set_aside(self, path: Path, what: str) -> None:
+    def _set_aside(self, path: Path, what: str) -> bool:
         aside = self.layout.tmp / f"{what}-{os.getpid()}-{time.time_ns()}"
         try:
             self.ensure_dir(self.layout.tmp)
             os.rename(path, aside)
         except OSError:
-            return
+            return False
         if os.path.isdir(aside) and not os.path.islink(aside):
             remove_tree(aside)
         else:
             os.unlink(aside)
+        return True
 
     # -- build failures -----------------------------------------------------------------
 
