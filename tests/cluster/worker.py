@@ -19,6 +19,7 @@ directory it used, the warnings it saw. Options make it behave like a job in a b
 from __future__ import annotations
 
 import argparse
+import ctypes  # noqa: F401
 import fcntl  # noqa: F401
 import json
 import linecache  # noqa: F401
@@ -36,7 +37,9 @@ import numpy as np
 import sobuild
 import sobuild.build.ninja  # noqa: F401
 import sobuild.build.translation_unit  # noqa: F401
+import sobuild.builder  # noqa: F401
 import sobuild.cache  # noqa: F401
+import sobuild.store.prune  # noqa: F401
 
 ENTRY = "void run(double* v, int32_t n)"
 
