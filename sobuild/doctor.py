@@ -19,8 +19,8 @@ from pathlib import Path
 from .config import Settings, format_size, setting
 from .errors import SobuildError
 from .store.filesystems import filesystem_type, is_network_filesystem, use_wal
-from .store.index import Index
-from .store.layout import Layout
+from .store.index import IndexLockedError
+from .store.store import Store
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,6 @@ def _writable(directory: Path) -> bool:
 
 
 def _cache(root: Path) -> list[Check]:
-    layout = Layout(root)
     todo = "fix its permissions or export SOBUILD_CACHE_DIR=/a/writable/directory"
     if root.is_dir():
         ok = _writable(root)
@@ -105,17 +104,20 @@ def _cache(root: Path) -> list[Check]:
                                        "where flock is refused)" if network else ""),
                         "keep the writable tier on a local disk and share a prebuilt tier "
                         "read-only (SOBUILD_SHARED_DIR)" if network else ""))
-    if layout.index.exists():
+    store = Store(root, trust_group=setting("SOBUILD_TRUST_GROUP"))
+    if os.path.lexists(store.layout.index):
+        repair = "run `sobuild verify --repair` to rebuild it"
         try:
-            index = Index.of_tier(layout, setting("SOBUILD_TRUST_GROUP"))
-            mode = index.journal_mode()
-            check = index.query("PRAGMA quick_check")[0][0]
+            mode = store.index.journal_mode()
+            check = store.index.query("PRAGMA quick_check")[0][0]
+            advice = "" if check == "ok" else repair
+        except IndexLockedError as exc:  # busy, not broken: repairing would lose its records
+            mode, check, advice = "?", str(exc), "wait for that process; the index is not damaged"
         except (sqlite3.Error, OSError) as exc:
-            mode, check = "?", str(exc)
+            mode, check, advice = "?", str(exc), repair
         ok = check == "ok"
         checks.append(Check("sqlite index", "ok" if ok else "FAIL",
-                            f"journal mode {mode}; integrity {check}",
-                            "" if ok else "run `sobuild verify --repair` to rebuild it"))
+                            f"journal mode {mode}; integrity {check}", advice))
     else:
         mode = "WAL" if use_wal(root) else "DELETE (rollback journal)"
         checks.append(Check("sqlite index", "ok", f"none yet; it will use journal mode {mode}"))

@@ -130,6 +130,9 @@ def test_a_locked_index_costs_a_run_one_second_and_is_called_locked(cache_dir, m
         verified = sobuild(cache_dir, "verify", **quick)
         out = verified.stdout + verified.stderr
         assert f"locked by process {pid}" in out and "corrupt" not in out, out
+        doctored = sobuild(cache_dir, "doctor", **quick)
+        assert f"locked by process {pid}" in doctored.stdout
+        assert "verify --repair" not in doctored.stdout, doctored.stdout
         repaired = sobuild(cache_dir, "verify", "--repair", **quick)
         assert repaired.returncode == 1 and f"locked by process {pid}" in repaired.stderr
         assert os.stat(layout.index).st_ino == inode  # not replaced
