@@ -4,6 +4,7 @@ random-state calls of Brian2's RuntimeDevice."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def draws():
@@ -106,3 +107,106 @@ def test_connection_probability_statistics(run_with):
     n_sparse, n_dense = run_with("sobuild", model, seed_value=3)["n"]
     assert abs(n_sparse - 4000) < 5 * 60
     assert abs(n_dense - 24000) < 5 * 98
+
+
+# -- the same numbers as the cython target, whatever numpy drew before -------------------------
+# numpy's legacy randn() makes normals in pairs and keeps the second one for the next call
+# (get_state()[3:]: has_gauss, gauss). The cython target refills Brian2's randn buffer with
+# numpy.random.randn(20000), which starts with that kept value and keeps the spare of its
+# last pair: after an odd number of the script's own normals, every normal shifts by one.
+
+def _numpy_state() -> dict:
+    from brian2 import get_device
+
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    device = get_device().get_random_state()
+    return {"numpy_key": np.array(key), "numpy_pos": np.array(pos),
+            "numpy_has_gauss": np.array(has_gauss), "numpy_gauss": np.array(gauss),
+            **{name: np.array(device[name]) for name in
+               ("rand_buffer_index", "rand_buffer", "randn_buffer_index", "randn_buffer")}}
+
+
+def _same_as_cython(run_with, model, seed_value):
+    """Run ``model`` on cython, then on sobuild from the same seed (or, with None, from the
+    same saved random state): every array and the random state after it, bit for bit."""
+    from brian2 import get_device
+
+    if seed_value is None:
+        state = get_device().get_random_state()
+    expected = {**run_with("cython", model, seed_value=seed_value), **_numpy_state()}
+    if seed_value is None:
+        get_device().set_random_state(state)
+    got = {**run_with("sobuild", model, seed_value=seed_value), **_numpy_state()}
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    return got
+
+
+def _mixed_draws(earlier: int):
+    """The script draws normals and uniforms with numpy before, between and after Brian2's
+    rand() and randn() (25000 values: the randn buffer is refilled in the middle of one)."""
+    def model():
+        from brian2 import NeuronGroup
+
+        np.random.randn(earlier)
+        np.random.rand(3)
+        G = NeuronGroup(25000, "u : 1\nz : 1\nw : 1")
+        G.z = "randn()"
+        G.u = "rand()"
+        between = np.random.randn(1)
+        G.w = "randn() + 0.5*rand()"
+        after = np.random.randn(3)
+        return {"u": np.array(G.u[:]), "z": np.array(G.z[:]), "w": np.array(G.w[:]),
+                "between": between, "after": after}
+
+    return model
+
+
+@pytest.mark.parametrize("earlier", [0, 1, 2])
+def test_randn_after_the_scripts_own_numpy_draws_is_cythons(run_with, earlier):
+    _same_as_cython(run_with, _mixed_draws(earlier), seed_value=31)
+
+
+@pytest.mark.parametrize("earlier", [1, 2])
+def test_randn_after_set_random_state_is_cythons(run_with, earlier):
+    """From a state saved with a kept Gaussian (and half-used buffers), not from a seed."""
+    from brian2 import seed
+
+    seed(5)
+    run_with("numpy", _mixed_draws(earlier), seed_value=None)  # buffers part-used
+    if not np.random.get_state()[3]:
+        np.random.randn(1)  # numpy keeps the other normal of the pair
+    _same_as_cython(run_with, _mixed_draws(earlier), seed_value=None)
+
+
+def test_a_script_drawing_its_normals_first_spikes_as_on_cython(run_with):
+    """Brian2's example Diesmann et al. 1999 (synfire chain): np.random.randn(85) input
+    times, then noise (xi) in every step; 1000 neurons, so the randn buffer is refilled
+    every 20 steps while numpy keeps the 85th normal's partner."""
+    def model():
+        from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, SpikeMonitor, Synapses, ms, mV, run
+
+        params = {"Vr": -70 * mV, "Vt": -55 * mV, "taum": 10 * ms, "taupsp": 0.325 * ms,
+                  "weight": 4.86 * mV}
+        eqs = Equations("""dV/dt = (-(V-Vr)+x)*(1./taum) : volt
+                           dx/dt = (-x+y)*(1./taupsp) : volt
+                           dy/dt = -y*(1./taupsp)+25.27*mV/ms+
+                                   (39.24*mV/ms**0.5)*xi : volt""")
+        group_size = 100
+        P = NeuronGroup(10 * group_size, eqs, threshold="V>Vt", reset="V=Vr",
+                        refractory=1 * ms, method="euler", namespace=params)
+        Pinput = SpikeGeneratorGroup(85, np.arange(85), np.random.randn(85) * 1 * ms + 50 * ms)
+        S = Synapses(P, P, on_pre="y+=weight", namespace=params)
+        S.connect(j="k for k in range((int(i/group_size)+1)*group_size, "
+                    "(int(i/group_size)+2)*group_size) if i<N_pre-group_size")
+        Sinput = Synapses(Pinput, P[:group_size], on_pre="y+=weight", namespace=params)
+        Sinput.connect()
+        M = SpikeMonitor(P)
+        P.V = "Vr + rand() * (Vt - Vr)"
+        run(100 * ms)
+        # the spikes, not the traces (the last bit of V differs: other compilers)
+        return {"i": np.array(M.i[:]), "t": np.array(M.t[:])}
+
+    got = _same_as_cython(run_with, model, seed_value=1999)
+    assert len(got["i"]) > 500

@@ -65,29 +65,49 @@ inline int report(void* buffer, const char* message, int code) {
     return code;
 }
 
+// numpy's aug_bitgen_t (numpy/random/src/legacy/legacy-distributions.h): what a legacy
+// RandomState draws from, with the Gaussian it keeps for its next normal.
+struct legacy_state {
+    bitgen_t* bit_generator;
+    int has_gauss;
+    double gauss;
+};
+
 // Refill a buffer the way numpy.random.rand(n) does: the same numbers, from numpy's
 // global RandomState (its MT19937 bit generator), so seed() and the random-state calls
 // of Brian2's RuntimeDevice cover them.
-inline void fill_uniform(uint64_t generator, double* buffer, int n) {
-    bitgen_t* bg = reinterpret_cast<bitgen_t*>(generator);
+inline void fill_uniform(uint64_t state, double* buffer, int n) {
+    bitgen_t* bg = reinterpret_cast<legacy_state*>(state)->bit_generator;
     for (int i = 0; i < n; i++) buffer[i] = bg->next_double(bg->state);
 }
 
-// The same for numpy.random.randn(n) (legacy polar method, pairs in numpy's order;
-// n is even).
-inline void fill_normal(uint64_t generator, double* buffer, int n) {
-    bitgen_t* bg = reinterpret_cast<bitgen_t*>(generator);
-    for (int i = 0; i + 1 < n; i += 2) {
-        double x1, x2, r2;
-        do {
-            x1 = 2.0 * bg->next_double(bg->state) - 1.0;
-            x2 = 2.0 * bg->next_double(bg->state) - 1.0;
-            r2 = x1 * x1 + x2 * x2;
-        } while (r2 >= 1.0 || r2 == 0.0);
-        const double f = std::sqrt(-2.0 * std::log(r2) / r2);
-        buffer[i] = f * x2;
-        buffer[i + 1] = f * x1;
+// numpy's legacy_gauss: the cached Gaussian if there is one (cleared to 0.0 once used),
+// else a new pair by the polar method, one returned and the other kept.
+inline double legacy_gauss(legacy_state* s) {
+    if (s->has_gauss) {
+        const double cached = s->gauss;
+        s->has_gauss = 0;
+        s->gauss = 0.0;
+        return cached;
     }
+    bitgen_t* bg = s->bit_generator;
+    double x1, x2, r2;
+    do {
+        x1 = 2.0 * bg->next_double(bg->state) - 1.0;
+        x2 = 2.0 * bg->next_double(bg->state) - 1.0;
+        r2 = x1 * x1 + x2 * x2;
+    } while (r2 >= 1.0 || r2 == 0.0);
+    const double f = std::sqrt(-2.0 * std::log(r2) / r2);
+    s->gauss = f * x1;
+    s->has_gauss = 1;
+    return f * x2;
+}
+
+// The same for numpy.random.randn(n): n calls of legacy_gauss, so the RandomState's
+// cached Gaussian comes first and the spare of the last pair is cached, as in numpy.
+inline void fill_normal(uint64_t state, double* buffer, int n) {
+    legacy_state* s = reinterpret_cast<legacy_state*>(state);
+    for (int i = 0; i < n; i++) buffer[i] = legacy_gauss(s);
 }
 
 }  // namespace sobuild_brian
