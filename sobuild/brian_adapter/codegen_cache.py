@@ -21,12 +21,16 @@ counts; see ``HOST_PREFERENCES``). An argument (or preference) without a canonic
 makes the call run exactly as Brian2 would, counted as ``data_bypasses``: a key is never
 guessed.
 
-A value is pickled together with the Brian2 log messages its computation emitted (only if
+A value is pickled together with the side effects its computation had on Brian2 (only if
 it unpickles to the same thing: sympy re-evaluates some unevaluated expressions when they
-are rebuilt), stored with :meth:`sobuild.Cache.put_data` (namespace ``brian2``) and, on a
-hit in a later process, unpickled only after the store's digest check, and its messages
-replayed, so a warm process logs what a cold one logs. A corrupt, unreadable or untrusted entry is
-recomputed (warned about once), never fatal.
+are rebuilt): the log messages it emitted and the units it registered for display (parsing
+``Cm : farad/meter**2`` creates the unit ``farad / (meter ** 2)``, and every new Unit is
+added to Brian2's ``user_unit_register``, so quantities of that dimension print in it). It
+is stored with :meth:`sobuild.Cache.put_data` (namespace ``brian2``) and, on a hit in a
+later process, unpickled only after the store's digest check, and its messages and units
+replayed in their order, so a warm process logs what a cold one logs and prints quantities
+in the same units. A corrupt, unreadable or untrusted entry is recomputed (warned about
+once), never fatal.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ from brian2.core.preferences import prefs
 from brian2.devices.device import Device, all_devices
 from brian2.equations.codestrings import CodeString
 from brian2.stateupdaters.base import StateUpdateMethod
-from brian2.units.fundamentalunits import Dimension
+from brian2.units import fundamentalunits
+from brian2.units.fundamentalunits import Dimension, Unit, UnitRegistry
 from brian2.utils.caching import CacheKey, cached
 from brian2.utils.logger import BrianLogger
 
@@ -61,7 +66,7 @@ from . import prefs as sobuild_prefs
 
 NAMESPACE = "brian2"
 #: Bump when the key or the payload format changes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ENABLE_PREF = "codegen.runtime.sobuild.codegen_cache"
 #: Payloads larger than this are not stored (a result dragging a whole network along).
 MAX_PAYLOAD_BYTES = 4 << 20
@@ -265,31 +270,72 @@ class _Environment:
         return self._versions + self._prefs
 
 
-# -- Brian2 log messages emitted while computing ------------------------------------------------
+# -- what a computation does to Brian2 besides returning its value --------------------------------
+# Recorded while a call computes, stored with its value and replayed on a hit: Brian2's log
+# messages, ("log", name, filter_name, level, msg, name_suffix, once), and the units added to
+# its display registries, ("unit", registry, dim, scale, name, dispname, latexname,
+# iscompound). Without the units, a warm process that never parsed "farad/meter**2" prints
+# 0.01 F/m^2 as "0.01 * metre ** -4 * kilogram ** -1 * ...", and Brian2's get_unit() then
+# registers a unit named so for the dimension, which sticks for the rest of the process.
 
 _recordings: list[list[tuple]] = []
 
+_REGISTRIES = ("standard_unit_register", "additional_unit_register", "user_unit_register")
 
-def _install_log_recorder() -> None:
+
+def _registry_name(registry: UnitRegistry) -> str | None:
+    for name in _REGISTRIES:
+        if getattr(fundamentalunits, name) is registry:
+            return name
+    return None
+
+
+def _install_recorders() -> None:
     original = BrianLogger._log
-    if getattr(original, "_sobuild_recorder", False):
-        return
+    if not getattr(original, "_sobuild_recorder", False):
+        @functools.wraps(original)
+        def _log(self, log_level, msg, name_suffix, once):
+            for recording in _recordings:
+                recording.append(("log", self.name, self.filter_name, log_level, msg,
+                                  name_suffix, once))
+            return original(self, log_level, msg, name_suffix, once)
 
-    @functools.wraps(original)
-    def _log(self, log_level, msg, name_suffix, once):
-        for recording in _recordings:
-            recording.append((self.name, self.filter_name, log_level, msg, name_suffix, once))
-        return original(self, log_level, msg, name_suffix, once)
+        _log._sobuild_recorder = True
+        BrianLogger._log = _log
 
-    _log._sobuild_recorder = True
-    BrianLogger._log = _log
+    original_add = UnitRegistry.add
+    if not getattr(original_add, "_sobuild_recorder", False):
+        @functools.wraps(original_add)
+        def add(self, u):
+            if _recordings:
+                registry = _registry_name(self)
+                if registry is not None:
+                    event = ("unit", registry, u.dim, u.scale, u._name, u._dispname,
+                             u._latexname, u.iscompound)
+                    for recording in _recordings:
+                        recording.append(event)
+            return original_add(self, u)
+
+        add._sobuild_recorder = True
+        UnitRegistry.add = add
 
 
-def _replay(messages: list[tuple]) -> None:
-    for name, filter_name, level, msg, suffix, once in messages:
-        logger = BrianLogger(name)
-        logger.filter_name = filter_name
-        logger._log(level, msg, suffix, once)
+def _replay(events: list[tuple]) -> None:
+    for kind, *event in events:
+        if kind == "log":
+            name, filter_name, level, msg, suffix, once = event
+            logger = BrianLogger(name)
+            logger.filter_name = filter_name
+            logger._log(level, msg, suffix, once)
+        else:
+            registry, dim, scale, name, dispname, latexname, iscompound = event
+            automatic, Unit.automatically_register_units = Unit.automatically_register_units, False
+            try:
+                unit = Unit(10.0**scale, dim=dim, scale=scale, name=name, dispname=dispname,
+                            latexname=latexname, iscompound=iscompound)
+            finally:
+                Unit.automatically_register_units = automatic
+            getattr(fundamentalunits, registry).add(unit)
 
 
 # -- the persistent layer -------------------------------------------------------------------------
@@ -338,8 +384,8 @@ class PersistentFunction:
             return self.func(*args, **kwds)
         found = self._load(cache, key)
         if found is not None:
-            result, messages = found
-            _replay(messages)
+            result, events = found
+            _replay(events)
             return result
         return self._compute_and_store(cache, key, args, kwds)
 
@@ -358,8 +404,8 @@ class PersistentFunction:
         if payload is None:
             return None
         try:
-            result, messages = pickle.loads(payload)
-            return result, messages
+            result, events = pickle.loads(payload)
+            return result, events
         except Exception as exc:  # noqa: BLE001 -- any unpickling failure means: recompute
             cache.count("data_corrupt")
             _warn_once("unpickle", f"an entry could not be unpickled ({exc!r}); it is removed "
@@ -368,15 +414,15 @@ class PersistentFunction:
             return None
 
     def _compute_and_store(self, cache, key: str, args: tuple, kwds: dict) -> Any:
-        messages: list[tuple] = []
-        _recordings.append(messages)
+        events: list[tuple] = []
+        _recordings.append(events)
         start = time.perf_counter()
         try:
             result = self.func(*args, **kwds)
         finally:
             _recordings.pop()
         seconds = time.perf_counter() - start
-        payload = _faithful_pickle((result, messages))
+        payload = _faithful_pickle((result, events))
         if payload is None:
             cache.count("data_bypasses")
             return result
@@ -432,7 +478,7 @@ def install() -> None:
         if not isinstance(cell.cell_contents, PersistentFunction):
             cell.cell_contents = PersistentFunction(cell.cell_contents, environment)
             installed[cell.cell_contents.name] = cell.cell_contents
-    _install_log_recorder()
+    _install_recorders()
 
 
 def clear() -> int:

@@ -58,12 +58,13 @@ def counters(cache_dir: Path) -> dict[str, float]:
 
 
 def _run_model(cache_dir: Path, out: Path, *, enabled: bool = True, hash_seed: str = "0",
-              extra_env: dict | None = None, args: tuple = ()) -> dict:
-    """Run model.py in a fresh process on ``cache_dir``; its JSON result, and counter deltas."""
+              extra_env: dict | None = None, args: tuple = (), script: Path = MODEL) -> dict:
+    """Run ``script`` (model.py) in a fresh process on ``cache_dir``; its JSON result, and
+    counter deltas."""
     before = counters(cache_dir)
     env = {**os.environ, "SOBUILD_CACHE_DIR": str(cache_dir), "PYTHONHASHSEED": hash_seed,
            "SOBUILD_CODEGEN_CACHE": "1" if enabled else "0", **(extra_env or {})}
-    proc = subprocess.run([sys.executable, str(MODEL), str(out), *args], env=env,
+    proc = subprocess.run([sys.executable, str(script), str(out), *args], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = counters(cache_dir)
@@ -75,6 +76,7 @@ def _run_model(cache_dir: Path, out: Path, *, enabled: bool = True, hash_seed: s
 
 @pytest.fixture
 def run_model():
-    """``run_model(cache_dir, out_json, enabled=True, hash_seed="0", args=())``: model.py in
-    a fresh process; its result with ``counters`` (what that process added) and ``stderr``."""
+    """``run_model(cache_dir, out_json, enabled=True, hash_seed="0", args=(), script=MODEL)``:
+    model.py (or ``script``) in a fresh process; its result with ``counters`` (what that
+    process added) and ``stderr``."""
     return _run_model
