@@ -204,3 +204,27 @@ def test_kernels_do_not_depend_on_the_names_of_timed_arrays(sobuild_target, bria
     assert artifact_dirs(brian_cache_dir) == built
     # at t = 2 ms (the last step's start) stim = 3*scale, offset = 20
     assert results == [(3.0 * s, 20.0 + 3.0 * s) for s in (1.0, 2.0, 3.0)]
+
+
+def test_strict_ieee_flags_of_the_readme_reach_the_kernels(sobuild_target):
+    """README: ``extra_compile_args = ["-O3", "-ffp-contract=off"]`` replaces Brian2's
+    -ffast-math: the kernels are built with those flags, under other keys."""
+    from brian2 import NeuronGroup, ms, prefs, run, start_scope
+
+    from sobuild.brian_adapter.prefs import get_cache
+
+    def kernels():
+        start_scope()
+        G = NeuronGroup(2, "dv/dt = (1 - v)/(10*ms) : 1", method="euler", name="G")
+        run(0.1 * ms)
+        return [spec for obj in (G, *G.contained_objects) for codeobj in obj.code_objects
+                for spec in codeobj.specs.values()]
+
+    default = kernels()
+    prefs.codegen.runtime.sobuild.extra_compile_args = ["-O3", "-ffp-contract=off"]
+    strict = kernels()
+    assert default and len(strict) == len(default)
+    assert {spec.flags for spec in default} == {("-O3", "-ffast-math", "-fno-finite-math-only")}
+    assert {spec.flags for spec in strict} == {("-O3", "-ffp-contract=off")}
+    cache = get_cache()
+    assert not {cache.key(s) for s in default} & {cache.key(s) for s in strict}
