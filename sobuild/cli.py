@@ -450,18 +450,20 @@ def verify(cache_dir: CacheDirOption = None,
            ) -> None:
     """Check digests, kernel keys, data entries, orphaned temp dirs and the index."""
     from .store.verify import relative
+    from .store.verify import repair as repair_store
+    from .store.verify import verify as verify_store
 
     store = _store(_settings(cache_dir))
     if _missing(store):
         return
-    report = store.verify()
+    report = verify_store(store)
     print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
           f"{_n(report.data, 'data entry', 'data entries')} in {store.root}")
     if report.problems:
         print_table(f"{len(report.problems)} problem(s)", ["problem", "where", "detail"],
                     [[p.kind, relative(store.root, p.path), p.detail] for p in report.problems])
     if repair:
-        done = store.repair(report)
+        done = repair_store(store, report)
         print(f"repaired: removed {_n(done['removed'], 'broken entry', 'broken entries')}; the "
               f"index was rebuilt from the files ({_n(done['artifacts'], 'entry', 'entries')}, "
               f"{_n(done['keys'], 'kernel key')})")

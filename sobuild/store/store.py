@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from .inspect import Entry
     from .prune import PruneResult
     from .stats import Entries
-    from .verify import Report
 
 LIBRARY_STEM = "lib"
 FAILURE_RECORD = "failure.json"
@@ -377,18 +376,6 @@ class Store:
         from .prune import prune
 
         return prune(self.layout, max_size, older_than, dry_run, index=self.index)
-
-    def verify(self) -> Report:
-        """Check every entry and the index (see ``verify.verify``)."""
-        from .verify import verify
-
-        return verify(self)
-
-    def repair(self, report: Report) -> dict[str, int]:
-        """Remove what ``report`` found and rebuild the index from the files."""
-        from .verify import repair
-
-        return repair(self, report)
 
     def clear(self) -> dict[str, int]:
         """Remove every entry (counters kept); how many of each kind went."""
