@@ -21,13 +21,17 @@ as a batch of one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from brian2.core.network import Network
 
 _depth = 0
 _pending: list = []  # code objects with kernels not yet built
 _deferred: list[Callable[[], None]] = []  # before_run blocks waiting for the build
+#: What builds and binds a list of code objects, and what fuses their runs: given by
+#: ``codeobject`` to ``install`` (this module does not import it).
+_load_kernels: Callable[[list], None] | None = None
+_fuse_runs: Callable[[Iterable], bool] | None = None
 
 
 def collecting() -> bool:
@@ -46,13 +50,11 @@ def defer(call: Callable[[], None]) -> None:
 
 def build_pending() -> None:
     """Build and load every queued kernel in one batch, then run the deferred blocks."""
-    from .codeobject import load_kernels
-
     while _pending or _deferred:
         objects = list(_pending)
         _pending.clear()
         if objects:
-            load_kernels(objects)
+            _load_kernels(objects)
         calls = list(_deferred)
         _deferred.clear()
         for call in calls:
@@ -64,8 +66,12 @@ def discard_pending() -> None:
     _deferred.clear()
 
 
-def install() -> None:
-    """Wrap ``Network.before_run`` so that a network's kernels are built as one batch."""
+def install(load_kernels: Callable[[list], None], fuse_runs: Callable[[Iterable], bool]
+            ) -> None:
+    """Wrap ``Network.before_run`` so that a network's kernels are built as one batch with
+    ``load_kernels``; ``fuse_runs`` then gives the network's sobuild objects a fused run."""
+    global _load_kernels, _fuse_runs
+    _load_kernels, _fuse_runs = load_kernels, fuse_runs
     original = Network.before_run
     if getattr(original, "_sobuild_batch", False):
         return
@@ -83,16 +89,15 @@ def install() -> None:
             raise
         _depth -= 1
         from . import clock
-        from .codeobject import fuse_runs, load_kernels
 
         if not _depth:
             if _pending and clock.KERNEL.func is None:
                 queue(clock.KERNEL)  # built in the network's batch
             build_pending()
         objects = self.sorted_objects
-        uses_sobuild = fuse_runs(obj for obj in objects if obj.active)
+        uses_sobuild = _fuse_runs(obj for obj in objects if obj.active)
         if uses_sobuild and clock.KERNEL.func is None:
-            load_kernels([clock.KERNEL])
+            _load_kernels([clock.KERNEL])
         clock.bind_advance({obj.clock for obj in objects}, uses_sobuild)
 
     before_run._sobuild_batch = True

@@ -294,6 +294,6 @@ def load_kernels(objects: list[SoBuildCodeObject]) -> None:
 
 random_numbers.register(SoBuildCodeObject)
 codegen_targets.add(SoBuildCodeObject)
-batch.install()
+batch.install(load_kernels, fuse_runs)
 clear.install()
 clear.register(Settings.from_env(prefs["codegen.runtime.sobuild.cache_dir"]).cache_dir)
