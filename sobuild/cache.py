@@ -27,7 +27,7 @@ from .store import data as data_entries
 from .store.index import IndexBatch
 from .store.layout import Layout
 from .store.publish import explain_os_error
-from .store.store import LIBRARY_STEM, BrokenEntryError, Store
+from .store.store import BrokenEntryError, Store
 from .store.trust import private_temp_dir
 from .toolchains.base import Toolchain
 
@@ -178,7 +178,7 @@ class Cache:
     def _load_built(self, key: str, spec: KernelSpec, built: Built) -> Kernel:
         """A kernel this process built: from the store, else from the bytes it holds."""
         suffix = self.toolchain.suffix
-        library = self.layout.artifact_dir(built.digest) / f"{LIBRARY_STEM}{suffix}"
+        library = self.store.library_path(built.digest, suffix)
         lib = self._library(self.store, built.digest)
         if lib is None:  # set aside or replaced since: load the very bytes built here
             lib = load_bytes(built.content, built.digest, suffix)
@@ -201,7 +201,7 @@ class Cache:
                 self._skip_untrusted(store, exc)
                 continue
             if lib is not None:
-                library = store.layout.artifact_dir(digest) / f"{LIBRARY_STEM}{self.toolchain.suffix}"
+                library = store.library_path(digest, self.toolchain.suffix)
                 return Found(store, digest, library, lib)
         return None
 

@@ -138,6 +138,10 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def library_path(self, digest: str, suffix: str) -> Path:
+        """Where the shared object of artifact ``digest`` lives (``suffix``: ``.so`` ...)."""
+        return self.layout.artifact_dir(digest) / f"{LIBRARY_STEM}{suffix}"
+
     def open_library(self, digest: str, suffix: str) -> EntryFile | None:
         """The artifact's shared object, open and checked: its bytes hash to ``digest``.
 
@@ -145,9 +149,10 @@ class Store:
         but its library is missing, not a file, or other bytes; UntrustedEntryError when
         someone untrusted could have placed it.
         """
-        directory = self.layout.artifact_dir(digest)
+        library = self.library_path(digest, suffix)
+        directory = library.parent
         try:
-            entry = open_entry(self.root, directory / f"{LIBRARY_STEM}{suffix}", self.trusted_gid)
+            entry = open_entry(self.root, library, self.trusted_gid)
         except FileNotFoundError:
             if os.path.lexists(directory):
                 raise BrokenEntryError(f"{directory} has no {LIBRARY_STEM}{suffix}") from None
