@@ -29,7 +29,7 @@ from .store.store import Store, artifact_meta
 from .toolchains.base import Toolchain
 
 if TYPE_CHECKING:
-    from .build.ninja import Progress, UnitResult
+    from .compilation.ninja import Progress, UnitResult
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,8 @@ class Builder:
             lock.release()
 
     def _build_and_publish(self, items: dict[str, KernelSpec], outcome: Outcome) -> None:
-        from .build.ninja import Unit, build_units  # the warm path never needs them
-        from .build.translation_unit import partition, render
+        from .compilation.ninja import Unit, build_units  # the warm path never needs them
+        from .compilation.translation_unit import partition, render
 
         toolchain = self.toolchain
         try:
@@ -169,7 +169,7 @@ class Builder:
 
     def _publish(self, result: UnitResult, outcome: Outcome) -> None:
         """Publish one built unit as an artifact, then its kernel keys."""
-        from .build.translation_unit import kernel_filename
+        from .compilation.translation_unit import kernel_filename
 
         toolchain = self.toolchain
         content = result.output.read_bytes()
@@ -187,7 +187,7 @@ class Builder:
 
     def _failures(self, result: UnitResult) -> list[BuildFailure]:
         """Keep (and, for a compile error, remember) the kernels of a failed unit."""
-        from .build.translation_unit import kernel_filename
+        from .compilation.translation_unit import kernel_filename
 
         if result.disk_full:  # the disk failed, not the kernel
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.store.root))

@@ -32,7 +32,7 @@ from .store.trust import private_temp_dir
 from .toolchains.base import Toolchain
 
 if TYPE_CHECKING:
-    from .build.ninja import Progress
+    from .compilation.ninja import Progress
     from .builder import Built, Outcome
 
 #: Seconds a run (not a command) waits at most for a locked index.

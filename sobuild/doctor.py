@@ -62,7 +62,7 @@ def _compilers() -> list[Check]:
 
 
 def _ninja() -> Check:
-    from .build.ninja import ninja_binary
+    from .compilation.ninja import ninja_binary
 
     try:
         binary = ninja_binary()

@@ -35,8 +35,8 @@ import warnings
 import numpy as np
 
 import sobuild
-import sobuild.build.ninja  # noqa: F401
-import sobuild.build.translation_unit  # noqa: F401
+import sobuild.compilation.ninja  # noqa: F401
+import sobuild.compilation.translation_unit  # noqa: F401
 import sobuild.builder  # noqa: F401
 import sobuild.cache  # noqa: F401
 import sobuild.store.prune  # noqa: F401

@@ -16,7 +16,7 @@ import pytest
 
 import sobuild
 from sobuild import BuildError, KernelSpec
-from sobuild.build.translation_unit import split_source
+from sobuild.compilation.translation_unit import split_source
 from sobuild.store.layout import Layout
 
 ENTRY = "int32_t run(int32_t x)"

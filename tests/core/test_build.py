@@ -13,8 +13,8 @@ from cluster.conftest import process_running
 
 import sobuild
 from sobuild import BuildError, CompilerNotFoundError, KernelSpec
-from sobuild.build.ninja import Unit, build_units
-from sobuild.build.translation_unit import partition, render, split_source
+from sobuild.compilation.ninja import Unit, build_units
+from sobuild.compilation.translation_unit import partition, render, split_source
 from sobuild.config import cpu_count
 from sobuild.toolchains.detect import from_command
 

@@ -15,8 +15,8 @@ import pytest
 
 import sobuild
 from sobuild import BuildError, CompilerNotFoundError, KernelSpec
-from sobuild.build.ninja import Unit, write_build_file
-from sobuild.build.translation_unit import render
+from sobuild.compilation.ninja import Unit, write_build_file
+from sobuild.compilation.translation_unit import render
 from sobuild.toolchains import GCC, MSVC, Clang, detect, from_command
 from sobuild.toolchains.gcc import native_flags, parse_native_options
 from sobuild.toolchains.msvc import (
