@@ -59,7 +59,8 @@ class Store:
 
     def __init__(self, root: str | os.PathLike, *, writable: bool = True,
                  trust_group: bool = False, index_timeout: float | None = None):
-        self.layout = Layout(Path(root))
+        # absolute: entries are opened relative to the root's handle, by their path inside it
+        self.layout = Layout(Path(os.path.abspath(Path(root).expanduser())))
         self.index_timeout = index_timeout
         self.writable = writable
         self.trusted_gid = group_tier(self.layout.root, trust_group)
