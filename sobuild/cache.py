@@ -26,14 +26,17 @@ from .spec import KernelSpec
 from .store import data as data_entries
 from .store.index import IndexBatch
 from .store.layout import Layout
-from .store.publish import explain_os_error
+from .store.publish import explain_os_error, remove_tree
 from .store.store import BrokenEntryError, Store
 from .store.trust import private_temp_dir
 from .toolchains.base import Toolchain
 
 if TYPE_CHECKING:
-    from .compilation.ninja import Progress
     from .builder import Built, Outcome
+    from .compilation.ninja import Progress
+    from .remote.entries import Bundle
+    from .remote.tier import RemoteTier
+    from .store.meta import ArtifactMeta
 
 #: Seconds a run (not a command) waits at most for a locked index.
 RUN_INDEX_TIMEOUT = 1.0
@@ -86,6 +89,11 @@ class Cache:
         self._toolchain = toolchain
         self._pending = IndexBatch()
         self._warned: set[str] = set()
+        self.remotes: list[RemoteTier] = []
+        if settings.remotes:  # the remote package and its clients are imported only then
+            from .remote.tier import configured_tiers
+
+            self.remotes = configured_tiers(settings.remotes, self.count)
         atexit.register(self.flush)
 
     @property
@@ -135,7 +143,13 @@ class Cache:
             else:
                 kernels[key] = kernel
                 self._pending.use(found.digest)
+                if found.store is not self.store:
+                    self._pending.count("shared_hits")
+                elif self._resharing():
+                    self._upload(found.digest)
         self._pending.count("hits", len(kernels))
+        if missing and self.remotes:
+            self._fetch_remote(missing, kernels)
         if missing:
             self._build(missing, kernels)
         return [kernels[key] for key in keys]
@@ -155,6 +169,8 @@ class Cache:
             kernels[key] = kernel
         for key, built in outcome.built.items():
             kernels[key] = self._load_built(key, missing[key], built)
+        for meta, _ in outcome.published:
+            self._upload(meta.digest)
         self.flush()
         if outcome.failures:
             raise BuildError(outcome.failures)
@@ -166,14 +182,18 @@ class Cache:
         pending.count("misses", len(outcome.built) + len(outcome.failures))
         pending.count("build_errors", len(outcome.failures))
         for meta, size in outcome.published:
-            pending.artifacts.append({
-                "id": meta.digest, "kind": "shared_object", "namespace": meta.namespace,
-                "bytes": size, "toolchain": meta.toolchain_name,
-                "build_seconds": meta.build_seconds, "kernels": len(meta.kernels),
-                "created": meta.created})
-            pending.keys.update(dict.fromkeys(meta.kernel_keys, meta.digest))
+            self._record_artifact(meta, size)
             pending.count("builds", len(meta.kernels))
             pending.count("build_seconds", meta.build_seconds)
+
+    def _record_artifact(self, meta: ArtifactMeta, size: int) -> None:
+        """Tell the index of an artifact published in the local tier (built or downloaded)."""
+        self._pending.artifacts.append({
+            "id": meta.digest, "kind": "shared_object", "namespace": meta.namespace,
+            "bytes": size, "toolchain": meta.toolchain_name,
+            "build_seconds": meta.build_seconds, "kernels": len(meta.kernels),
+            "created": meta.created})
+        self._pending.keys.update(dict.fromkeys(meta.kernel_keys, meta.digest))
 
     def _load_built(self, key: str, spec: KernelSpec, built: Built) -> Kernel:
         """A kernel this process built: from the store, else from the bytes it holds."""
@@ -183,6 +203,75 @@ class Cache:
         if lib is None:  # set aside or replaced since: load the very bytes built here
             lib = load_bytes(built.content, built.digest, suffix)
         return load_kernel(lib, key, spec.function_pointer_type, spec.entry, library)
+
+    # -- remote tiers ---------------------------------------------------------------------
+
+    def _fetch_remote(self, missing: dict[str, KernelSpec], kernels: dict[str, Kernel]) -> None:
+        """Kernels of the remote tiers, in order: checked, written into the local tier, then
+        loaded from it through the same verified path as any local hit."""
+        from .remote.entries import toolchain_identity
+
+        toolchain = toolchain_identity(self.toolchain.identity())
+        for tier in self.remotes:
+            if not missing:
+                return
+            bundles = tier.fetch_kernels(list(missing), toolchain)
+            adopted = {b.meta.digest: b for b in bundles.values()}
+            for bundle in adopted.values():
+                self._adopt(bundle, tier.name)
+            for key, bundle in bundles.items():
+                found = self._find(key)
+                lib = found.lib if found is not None else load_bytes(
+                    bundle.library, bundle.meta.digest, self.toolchain.suffix)
+                library = self.store.library_path(bundle.meta.digest, self.toolchain.suffix)
+                spec = missing.pop(key)
+                kernels[key] = load_kernel(lib, key, spec.function_pointer_type, spec.entry,
+                                           library)
+                self._pending.use(bundle.meta.digest)
+                self._pending.count("hits")
+
+    def _adopt(self, bundle: Bundle, tier: str) -> None:
+        """Publish a checked remote artifact into the local tier (so the next process is warm
+        here); on a full or broken disk it is only loaded from memory."""
+        staged = self.store.temp_dir("remote")
+        try:
+            library = staged / f"lib{self.toolchain.suffix}"
+            library.write_bytes(bundle.library)
+            size = self.store.publish(library, bundle.meta, bundle.source,
+                                      f"downloaded from the remote tier {tier}\n")
+        except OSError as exc:
+            warnings.warn(f"sobuild: a kernel of {tier} could not be written to {self.root} "
+                          f"({exc}); it is loaded from memory", RuntimeWarning, stacklevel=5)
+        else:
+            self._record_artifact(bundle.meta, size)
+        finally:
+            remove_tree(staged)
+
+    def _resharing(self) -> bool:
+        return any(tier.url.reshare for tier in self.remotes)
+
+    def _upload(self, digest: str) -> None:
+        """Upload a local artifact to every writable remote tier (each bounded by its budget)."""
+        tiers = [tier for tier in self.remotes if tier.writable and tier.on]
+        if not tiers:
+            return
+        from .remote.entries import Bundle, toolchain_identity
+
+        try:
+            entry = self.store.open_library(digest, self.toolchain.suffix)
+            if entry is None:
+                return
+            try:
+                library = entry.read()
+            finally:
+                entry.close()
+            source = self.store.read(self.layout.artifact_dir(digest) / "lib.cpp").decode()
+            bundle = Bundle(self.store.read_meta(digest), library, source)
+        except (OSError, ValueError, BrokenEntryError, UntrustedEntryError):
+            return  # set aside or replaced meanwhile: nothing sound to share
+        toolchain = toolchain_identity(self.toolchain.identity())
+        for tier in tiers:
+            tier.upload_bundle(bundle, toolchain)
 
     def lookup(self, spec: KernelSpec) -> Path | None:
         """The verified shared object holding ``spec``'s kernel, or None on a miss."""
@@ -273,9 +362,44 @@ class Cache:
             self._pending.count("data_saved_seconds", entry.header.get("seconds", 0.0))
             if store.writable:
                 self._pending.use(key)
+                if self._resharing():
+                    self._upload_data(key)
             return entry.payload
-        self._pending.count("data_misses")
+        payload = self._fetch_remote_data(key) if self.remotes else None
+        if payload is None:
+            self._pending.count("data_misses")
+        return payload
+
+    def _fetch_remote_data(self, key: str) -> bytes | None:
+        """A data entry of the remote tiers, checked, kept in the local tier, then read back."""
+        for tier in self.remotes:
+            blob = tier.fetch_data(key)
+            if blob is None:
+                continue
+            try:
+                header, payload = data_entries.decode(blob)
+            except data_entries.CorruptEntryError:
+                tier.count("refused_corrupt")
+                continue
+            try:
+                self._store_data(key, blob, header)
+            except OSError:
+                pass  # a full or broken disk: the payload serves this process all the same
+            self._pending.count("data_hits")
+            self._pending.count("data_saved_seconds", header.get("seconds", 0.0))
+            return payload
         return None
+
+    def _upload_data(self, key: str) -> None:
+        tiers = [tier for tier in self.remotes if tier.writable and tier.on]
+        if not tiers:
+            return
+        try:
+            blob = self.store.read(self.layout.data_file(key))
+        except (OSError, UntrustedEntryError):
+            return
+        for tier in tiers:
+            tier.upload_data(key, blob)
 
     def put_data(self, key: str, payload: bytes, *, namespace: str = "default",
                  seconds: float = 0.0) -> None:
@@ -283,15 +407,22 @@ class Cache:
         check_key(key)
         blob = data_entries.encode(payload, namespace, seconds)
         try:
-            created = self.store.put_data(key, blob)
+            created = self._store_data(key, blob, {"namespace": namespace, "seconds": seconds})
         except OSError as exc:
             raise explain_os_error(exc, self.root) from exc
         if created:
-            self._pending.artifacts.append({
-                "id": key, "kind": "data", "namespace": namespace, "bytes": len(blob),
-                "toolchain": "", "build_seconds": seconds, "kernels": 1,
-                "created": time.time()})
             self._pending.count("data_stored")
+            self._upload_data(key)
+
+    def _store_data(self, key: str, blob: bytes, header: dict) -> bool:
+        """Write an encoded data entry into the local tier, and tell the index when it is new."""
+        created = self.store.put_data(key, blob)
+        if created:
+            self._pending.artifacts.append({
+                "id": key, "kind": "data", "namespace": header.get("namespace", "default"),
+                "bytes": len(blob), "toolchain": "", "build_seconds": header.get("seconds", 0.0),
+                "kernels": 1, "created": time.time()})
+        return created
 
     def remove_data(self, key: str) -> None:
         """Remove the data entry of ``key`` from the writable tier (an unusable one, say)."""

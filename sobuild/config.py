@@ -90,13 +90,29 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def parse_remotes(text: str) -> tuple:
+    """The remote tiers of ``SOBUILD_REMOTE`` (``sobuild.remote.urls``, imported only when set)."""
+    from .remote.urls import parse_remotes as parse
+
+    return parse(text)
+
+
+def redact_passwords(text: str) -> str:
+    """``text`` with the passwords of its URLs (``scheme://user:password@host``) hidden."""
+    return re.sub(r"(://[^/@\s:]*):[^/@\s]*@", r"\1:***@", text)
+
+
 @dataclass(frozen=True)
 class Variable:
-    """One ``SOBUILD_*`` environment variable: how it is parsed, its default, what it does."""
+    """One ``SOBUILD_*`` environment variable: how it is parsed, its default, what it does.
+
+    ``shown`` turns a value into what an error message may print (passwords hidden).
+    """
 
     parse: Callable[[str], Any]
     default: Any
     meaning: str
+    shown: Callable[[str], str] = repr
 
 
 VARIABLES: dict[str, Variable] = {
@@ -116,6 +132,14 @@ VARIABLES: dict[str, Variable] = {
                                                              "(commands; a run waits at most 1 s)"),
     "SOBUILD_SQLITE_WAL": Variable(parse_optional_flag, None, "sqlite WAL (default: off on "
                                                               "network filesystems)"),
+    "SOBUILD_REMOTE": Variable(parse_remotes, (), "remote tiers: redis:// or http(s):// URLs",
+                               lambda text: repr(redact_passwords(text))),
+    "SOBUILD_REMOTE_BUDGET": Variable(parse_duration, 0.5, "longest time failing remote "
+                                                           "operations may cost a process"),
+    "SOBUILD_REMOTE_SECRET_FILE": Variable(str, "", "file holding the team secret that signs "
+                                                    "remote entries (mode 600)"),
+    "SOBUILD_REMOTE_SECRET": Variable(str, "", "the team secret itself",
+                                      lambda text: "(hidden)"),
 }
 
 
@@ -128,7 +152,8 @@ def setting(name: str) -> Any:
     try:
         return variable.parse(text)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}={text!r} is not valid ({variable.meaning}): {exc}") from None
+        raise ConfigError(f"{name}={variable.shown(text)} is not valid ({variable.meaning}): "
+                          f"{exc}") from None
 
 
 def default_cache_dir() -> Path:
@@ -151,6 +176,7 @@ class Settings:
     trust_group: bool
     lock_wait: float = VARIABLES["SOBUILD_LOCK_WAIT"].default
     build_timeout: float = VARIABLES["SOBUILD_BUILD_TIMEOUT"].default
+    remotes: tuple = ()
 
     @classmethod
     def from_env(cls, cache_dir: str | os.PathLike | None = None) -> Settings:
@@ -163,4 +189,5 @@ class Settings:
             trust_group=setting("SOBUILD_TRUST_GROUP"),
             lock_wait=setting("SOBUILD_LOCK_WAIT"),
             build_timeout=setting("SOBUILD_BUILD_TIMEOUT"),
+            remotes=setting("SOBUILD_REMOTE"),
         )
