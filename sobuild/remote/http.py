@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
 
-from .tier import RemoteUnavailable, Timeouts
+from .backend import RemoteUnavailable, Timeouts
 
 
 class HttpBackend:

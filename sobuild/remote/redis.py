@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .tier import RemoteUnavailable, Timeouts
+from .backend import RemoteUnavailable, Timeouts
 
 
 class RedisBackend:

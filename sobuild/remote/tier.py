@@ -15,42 +15,17 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ConfigError
 from . import entries
+from .backend import Backend, RemoteUnavailable, Timeouts
 from .entries import Bundle, KernelRecord, RefusedEntry
 from .signing import Signer, signer_from_env
 from .urls import RemoteURL
 
 #: Errors in a row after which a tier is switched off for the rest of the process.
 MAX_CONSECUTIVE_ERRORS = 3
-
-
-class RemoteUnavailable(Exception):
-    """A remote operation failed: the server is down, slow, full or answered an error."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float
-    operation: float
-
-
-class Backend(Protocol):
-    """What a remote tier's server does: get, put, test and delete named byte strings.
-
-    Each method raises RemoteUnavailable when the operation fails.
-    """
-
-    def get_many(self, names: list[str], timeouts: Timeouts) -> list[bytes | None]: ...
-
-    def put_many(self, items: dict[str, bytes], timeouts: Timeouts) -> None: ...
-
-    def exists(self, name: str, timeouts: Timeouts) -> bool: ...
-
-    def delete(self, name: str, timeouts: Timeouts) -> None: ...
 
 
 class WaitBudget:
