@@ -5,6 +5,5 @@ filesystem, after the local and shared directory tiers.
 ``entries`` is what travels (signed kernel records, artifact bundles, data entries); ``tier``
 wraps one backend with the checks, the counters and the wait budget; ``redis`` and ``http``
 are the backends (``backend`` says what one does), one file each, whose client library is
-imported only when a tier of that
-kind is configured.
+imported only when a tier of that kind is configured.
 """
