@@ -103,6 +103,8 @@ class RemoteTier:
         self._backend = backend or make_backend(url)
         self._errors_in_a_row = 0
         self._warned: set[str] = set()
+        #: artifacts this process found damaged here: its upload replaces them
+        self._damaged: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<sobuild.RemoteTier {self.name} ({'writable' if self.writable else 'read-only'})>"
@@ -147,6 +149,7 @@ class RemoteTier:
                 found[key] = entries.read_bundle(blob, record, self.signer,
                                                  self.url.trust_unsigned)
             except RefusedEntry as exc:
+                self._damaged.add(record.artifact)
                 self._refuse(exc)
                 continue
             self.count("hits")
@@ -158,7 +161,8 @@ class RemoteTier:
         if not (self.writable and self.on):
             return
         digest = bundle.meta.digest
-        present = self._call(self._backend.exists, entries.artifact_name(digest))
+        present = digest not in self._damaged and self._call(
+            self._backend.exists, entries.artifact_name(digest))
         if present is FAILED:
             return
         if not present:
