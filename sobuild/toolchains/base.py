@@ -40,12 +40,17 @@ def ninja_value(text: str) -> str:
 class Toolchain:
     """A detected C++ compiler.
 
-    ``command`` is the argv prefix that runs it (``("/usr/bin/g++",)``, or with a
-    launcher such as ``("ccache", "/usr/bin/g++")``); ``version`` is its full version
-    output and ``target`` its target triple: together with ``family`` and ``resolved``
-    (the compiler's path with symlinks resolved) they are the identity that goes into
-    every kernel key. ``environment`` holds variables the compiler needs (MSVC's
-    vcvarsall environment); ``probe_records`` is where probes of this compiler are remembered.
+    ``command`` is the argv prefix that runs the compiles (``("/usr/bin/g++",)``, or with a
+    launcher such as ``("ccache", "/usr/bin/g++")``); ``compiler`` is the real compiler behind
+    it when that differs (``("/usr/bin/g++",)`` behind ccache, or behind ccache's stand-in
+    link ``/usr/lib/ccache/g++``; empty: ``command`` itself). Only the real compiler is
+    probed and named in the key: ``family`` (from the macros it predefines), its words and
+    ``resolved`` path, ``version`` (its ``--version`` output), ``target`` (its triple),
+    ``macros`` (the identifying macros it predefines, such as ``__VERSION__``), ``proper``
+    (the compiler proper its driver runs, cc1plus or clang's ``-cc1``: the real compiler
+    behind a wrapper such as mpicxx) and ``script`` (a digest of the compiler file when it
+    is a script, which can add flags). ``environment`` holds variables the compiler needs
+    (MSVC's vcvarsall environment); ``probe_records`` is where probes of it are remembered.
     """
 
     command: tuple[str, ...]
@@ -54,30 +59,57 @@ class Toolchain:
     system: str = field(default_factory=platform.system)
     environment: tuple[tuple[str, str], ...] = ()
     resolved: str = ""
+    compiler: tuple[str, ...] = ()
+    macros: tuple[tuple[str, str], ...] = ()
+    proper: str = ""
+    script: str = ""
     probe_records: ProbeRecords | None = field(default=None, compare=False, repr=False)
 
     family: ClassVar[str] = "generic"
     #: Flags used when a spec names none.
     default_flags: ClassVar[tuple[str, ...]] = ()
+    #: Predefined macros that tell this family's compilers (and versions) apart: each one
+    #: defined is part of the identity. The detection probe prints those of every family.
+    identifying_macros: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def compiler_command(self) -> tuple[str, ...]:
+        """The real compiler's argv prefix: ``command`` without its launchers."""
+        return self.compiler or self.command
 
     @property
     def path(self) -> str:
-        return self.command[-1]
+        """The real compiler's path (behind any launcher)."""
+        return self.compiler_command[-1]
 
     @property
     def suffix(self) -> str:
         return shared_suffix(self.system)
 
     def identity(self) -> dict:
-        """What of this compiler shapes a binary: goes into the key."""
-        return {
+        """What of this compiler shapes a binary: goes into the key.
+
+        The real compiler's, never a launcher's: ccache, sccache, distcc, icecc and
+        buildcache run the very compiler named after them (distcc and icecc on other hosts,
+        which must have the same one), so ``ccache g++`` and ``g++`` build the same binary
+        under the same key.
+        """
+        identity = {
             "family": self.family,
-            "command": list(self.command),
+            "command": list(self.compiler_command),
             "resolved": self.resolved or self.path,
             "version": self.version,
             "target": self.target,
             "system": self.system,
         }
+        # Absent when unknown (a Toolchain made by hand): keys of such toolchains stay put.
+        if self.macros:
+            identity["macros"] = dict(self.macros)
+        if self.proper:
+            identity["proper"] = self.proper
+        if self.script:
+            identity["script"] = self.script
+        return identity
 
     def key_identity(self, flags: tuple[str, ...]) -> dict:
         """The identity for a build with ``flags``: with the host CPU when they ask for it."""
@@ -87,6 +119,17 @@ class Toolchain:
     def short_name(self) -> str:
         first = self.version.strip().splitlines()[0] if self.version.strip() else self.path
         return f"{self.family} {first}"
+
+    # -- probing --------------------------------------------------------------------
+
+    @classmethod
+    def describe(cls, compiler: tuple[str, ...], preprocessed: str,
+                 run: Callable[[list[str]], str]) -> dict:
+        """What a compiler its macros showed to be of this family says about itself:
+        ``version``, ``target`` and the family's own fields (``system``, ``proper``), asked
+        of ``compiler`` with ``run(argv) -> output``; ``preprocessed`` is what it printed
+        for the detection probe. ValueError: why it is not one after all."""
+        raise NotImplementedError
 
     # -- building -------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ from .gcc import GCC
 
 
 class Clang(GCC):
-    family = "clang"
+    """Clang, and any compiler that predefines ``__clang__`` (Apple clang, Intel's icpx with
+    ``__INTEL_LLVM_COMPILER``, AMD's aocc, vendor builds): GCC's command line."""
 
-    @staticmethod
-    def recognises(version_output: str) -> bool:
-        """``clang version 14.0.6``, ``Debian clang version ...``, ``Apple clang version ...``."""
-        return "clang version" in version_output.lower()
+    family = "clang"
+    identifying_macros = (*GCC.identifying_macros, "__clang_version__",
+                          "__apple_build_version__", "__INTEL_LLVM_COMPILER",
+                          "__INTEL_CLANG_COMPILER")

@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Callable
 
 from .base import Toolchain
-from .probes import cpu_descriptor, run_compiler, stat_fingerprint
+from .probes import cpu_descriptor, file_status, run_compiler, stat_fingerprint
 
 #: Flags whose meaning depends on the host CPU: a key must then name the CPU.
 NATIVE_FLAG_RE = re.compile(r"^-m(?:arch|tune|cpu)=native$")
 #: Options of Clang's compiler proper (-cc1) that say what "native" became; GCC's cc1plus
 #: says it with -m options and --param cache sizes.
 _CLANG_CPU_OPTIONS = ("-target-cpu", "-tune-cpu", "-target-feature")
-
-#: The program name GCC prints first in --version (argv[0] of the driver).
-_GCC_NAME_RE = re.compile(r"(?:^|[-/\\])(?:g\+\+|c\+\+|gcc)(?:-[\d.]+)?(?:\.exe)?$")
 
 _native_memo: dict[tuple, str] = {}
 
@@ -32,12 +30,10 @@ def parse_native_options(driver_output: str) -> str:
     GCC expands ``-march=native`` into ``-march=znver3 -mavx2 ... --param l1-cache-size=32``;
     Clang into ``-target-cpu znver3 -target-feature +avx2 ...``.
     """
-    for line in driver_output.splitlines():
-        clang = '"-cc1"' in line
-        if clang or "cc1plus" in line:
-            break
-    else:
+    line = _compiler_proper_line(driver_output)
+    if line is None:
         return ""
+    clang = '"-cc1"' in line
     kept, it = [], iter(shlex.split(line)[1:])
     for token in it:
         if token in _CLANG_CPU_OPTIONS or (not clang and token == "--param"):
@@ -47,10 +43,53 @@ def parse_native_options(driver_output: str) -> str:
     return " ".join(kept)
 
 
+def _compiler_proper_line(driver_output: str) -> str | None:
+    """The line of ``-###`` output that runs the compiler proper (GCC's cc1plus, Clang's
+    ``-cc1``), or None."""
+    for line in driver_output.splitlines():
+        if '"-cc1"' in line or "cc1plus" in line:
+            return line
+    return None
+
+
+def compiler_proper(driver_output: str) -> str:
+    """The program a driver runs to compile C++, from its ``-###`` output: GCC's
+    ``/usr/lib/gcc/x86_64-linux-gnu/12/cc1plus``, Clang's ``/usr/lib/llvm-14/bin/clang``
+    (symlinks resolved); "" if it names none. Behind a wrapper (mpicxx, a script), the
+    compiler the wrapper runs."""
+    line = _compiler_proper_line(driver_output)
+    if line is None:
+        return ""
+    try:
+        program = shlex.split(line)[0]
+    except (ValueError, IndexError):
+        return ""
+    return os.path.realpath(program) if os.path.isabs(program) else program
+
+
 class GCC(Toolchain):
+    """GCC, and any compiler that predefines ``__GNUC__`` but not ``__clang__`` (mpicxx over
+    g++, Intel's classic icpc, NVIDIA's nvc++): GCC's command line."""
+
     family = "gcc"
     default_flags = ("-O3",)
     base_flags = ("-shared", "-fPIC", "-std=c++17", "-fvisibility=hidden")
+    identifying_macros = ("__VERSION__", "__GNUC__", "__GNUC_MINOR__", "__GNUC_PATCHLEVEL__",
+                          "__INTEL_COMPILER", "__INTEL_COMPILER_UPDATE",
+                          "__INTEL_COMPILER_BUILD_DATE", "__NVCOMPILER_MAJOR__",
+                          "__NVCOMPILER_MINOR__", "__NVCOMPILER_PATCHLEVEL__")
+
+    @classmethod
+    def describe(cls, compiler: tuple[str, ...], preprocessed: str,
+                 run: Callable[[list[str]], str]) -> dict:
+        """``--version``, ``-dumpmachine`` and the compiler proper (from ``-###``)."""
+        version = run([*compiler, "--version"])
+        target = run([*compiler, "-dumpmachine"]).strip()
+        if not target or len(target.split()) != 1:
+            raise ValueError(f"-dumpmachine printed {target[:200]!r}, not a target triple "
+                             "such as x86_64-linux-gnu")
+        driver = run([*compiler, "-###", "-x", "c++", "-c", os.devnull, "-o", os.devnull])
+        return {"version": version, "target": target, "proper": compiler_proper(driver)}
 
     def export_macro(self) -> str:
         return '__attribute__((visibility("default")))'
@@ -77,7 +116,10 @@ class GCC(Toolchain):
         memo = (self.command, native, self.probe_records)
         if memo not in _native_memo:
             cpu = cpu_descriptor()
-            fingerprint = (stat_fingerprint(self.path, *self.command, *native, cpu)
+            # The compiler proper and the PATH too: a wrapper (mpicxx) runs the compiler it
+            # finds on the PATH, which can be upgraded while the wrapper stays the same.
+            fingerprint = (stat_fingerprint(self.path, *self.command, *native, cpu,
+                                            file_status(self.proper), os.environ.get("PATH", ""))
                            if cpu is not None else None)
 
             def compute() -> dict:
@@ -90,15 +132,7 @@ class GCC(Toolchain):
 
     def _ask_native(self, native: tuple[str, ...], cpu: str | None) -> str:
         env = {**os.environ, **dict(self.environment)}
-        output = run_compiler([*self.command, *native, "-###", "-x", "c++", "-c", os.devnull,
-                               "-o", os.devnull], env)
+        output = run_compiler([*self.compiler_command, *native, "-###", "-x", "c++", "-c",
+                               os.devnull, "-o", os.devnull], env)
         # A compiler that says nothing useful still gets a key naming this host's CPU.
         return parse_native_options(output) or f"cpu:{cpu or 'unknown'}"
-
-    @staticmethod
-    def recognises(version_output: str) -> bool:
-        """``g++ (Debian 12.2.0-14) 12.2.0``, ``x86_64-linux-gnu-g++-12 (...)``, ``g++.exe (...)``
-        with the FSF's copyright (GNU ``true --version`` has the copyright, not the name)."""
-        first = version_output.strip().split(None, 1)[0].lower() if version_output.strip() else ""
-        return (bool(_GCC_NAME_RE.search(first))
-                and "free software foundation" in version_output.lower())

@@ -56,29 +56,48 @@ def quote_arg(arg: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def parse_banner(banner: str) -> dict:
+    """``version``, ``target`` and ``system`` from what ``cl`` prints on stderr; ValueError
+    if it holds no banner."""
+    m = BANNER_RE.search(banner)
+    if not m:
+        first = banner.strip().splitlines()[0] if banner.strip() else "(nothing)"
+        raise ValueError(f"not an MSVC banner: {first!r}")
+    arch = m["arch"] or "x86"  # banners before VS 2005 named no target: 32-bit x86
+    return {"version": f"MSVC {m['version']} for {arch}",
+            "target": ARCH_TRIPLES.get(arch.lower(), arch.lower()), "system": "Windows"}
+
+
 class MSVC(Toolchain):
+    """Microsoft's cl: predefines ``_MSC_VER`` and not ``__clang__``."""
+
     family = "msvc"
     default_flags = ("/O2",)
     # /MD: the DLL runtime. With the static one (/LD's default) every kernel DLL takes a
     # fiber-local-storage slot of its own, and a process runs out of them at ~120 DLLs.
     base_flags = ("/nologo", "/LD", "/MD", "/EHsc", "/std:c++17", "/utf-8")
+    identifying_macros = ("_MSC_FULL_VER", "_MSC_BUILD")
 
     @staticmethod
     def looks_like(path: str) -> bool:
+        """Named like cl: where to look for one through vswhere (never what recognises one)."""
         return PureWindowsPath(path).name.lower() in ("cl", "cl.exe")
 
     @classmethod
     def from_banner(cls, command: tuple[str, ...], banner: str,
                     environment: tuple[tuple[str, str], ...] = ()) -> MSVC:
         """Identity from what ``cl`` prints when run without arguments."""
-        m = BANNER_RE.search(banner)
-        if not m:
-            first = banner.strip().splitlines()[0] if banner.strip() else "(nothing)"
-            raise ValueError(f"not an MSVC banner: {first!r}")
-        arch = m["arch"] or "x86"  # banners before VS 2005 named no target: 32-bit x86
-        return cls(command=command, version=f"MSVC {m['version']} for {arch}",
-                   target=ARCH_TRIPLES.get(arch.lower(), arch.lower()), system="Windows",
-                   environment=environment)
+        return cls(command=command, environment=environment, **parse_banner(banner))
+
+    @classmethod
+    def describe(cls, compiler: tuple[str, ...], preprocessed: str,
+                 run: Callable[[list[str]], str]) -> dict:
+        """Version and target from cl's banner: printed on stderr while it preprocessed the
+        detection probe, else by cl run without arguments."""
+        try:
+            return parse_banner(preprocessed)
+        except ValueError:
+            return parse_banner(run(list(compiler)))
 
     def export_macro(self) -> str:
         return "__declspec(dllexport)"

@@ -64,6 +64,16 @@ def stat_fingerprint(path: str, *extra: str) -> str:
     return xxhash.xxh3_64_hexdigest("\0".join(parts).encode())
 
 
+def file_status(path: str) -> str:
+    """``stat_fingerprint(path)``, or "" when ``path`` is empty or names no file."""
+    if not path:
+        return ""
+    try:
+        return stat_fingerprint(path)
+    except OSError:
+        return ""
+
+
 def cpu_descriptor() -> str | None:
     """What distinguishes this host's CPU (model and feature flags), or None if unknown.
 
@@ -100,15 +110,16 @@ class ProbeRecords:
     dir_mode: int = 0o755
 
     def get(self, name: str, fingerprint: str | None, compute: Callable[[], dict],
-            fields: tuple[str, ...] = (), check: Callable[[dict], str | None] | None = None
-            ) -> dict:
+            fields: tuple[str, ...] = (), check: Callable[[dict], str | None] | None = None,
+            fresh: Callable[[dict], bool] | None = None) -> dict:
         """``compute()``, remembered as ``toolchains/<name>-<fingerprint>.json``.
 
-        Without a fingerprint it is computed every time. A record that is missing, not JSON
-        or lacks one of ``fields`` is computed and written again; so is one that cannot be
-        read, is untrusted, a link, not a regular file, or that ``check`` refuses (it returns
-        why), with a RuntimeWarning saying so. A record that cannot be written only costs
-        the probe in the next process.
+        Without a fingerprint it is computed every time. A record that is missing, not JSON,
+        lacks one of ``fields`` or that ``fresh`` finds out of date (something it names has
+        changed since) is computed and written again; so is one that cannot be read, is
+        untrusted, a link, not a regular file, or that ``check`` refuses (it returns why),
+        with a RuntimeWarning saying so. A record that cannot be written only costs the
+        probe in the next process.
         """
         if fingerprint is None:
             return compute()
@@ -118,9 +129,10 @@ class ProbeRecords:
             data = json.loads(read_entry(self.root, f"{PROBE_DIR}/{file_name}", self.trusted_gid))
             if isinstance(data, dict) and all(f in data for f in fields):
                 refused = check(data) if check is not None else None
-                if refused is None:
+                if refused is not None:
+                    refused = f"{self.root / PROBE_DIR / file_name} {refused}"
+                elif fresh is None or fresh(data):
                     return data
-                refused = f"{self.root / PROBE_DIR / file_name} {refused}"
         except (FileNotFoundError, ValueError):
             pass  # not there yet, or not JSON: probed and written again
         except (UntrustedEntryError, OSError) as exc:  # a link, a FIFO, someone else's ...

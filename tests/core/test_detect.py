@@ -45,6 +45,15 @@ def invocations(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+#: What probing a GCC-compatible compiler runs, by first argument: preprocess the detection
+#: file (its macros say what it is), --version, -dumpmachine, -### (the compiler proper).
+PROBE = ["-E", "--version", "-dumpmachine", "-###"]
+
+
+def first_words(calls: list[str]) -> list[str]:
+    return [call.split()[0] for call in calls]
+
+
 # -- the order of detection -------------------------------------------------------------------
 
 def test_sobuild_cxx_comes_before_cxx_and_the_path(clangxx):
@@ -117,8 +126,8 @@ def test_a_warm_process_does_not_run_the_compiler(cache_dir, monkeypatch, tmp_pa
     monkeypatch.setenv("SOBUILD_CXX", wrapper)
     assert load_in_fresh_process(2.0) == 8.0
     cold = invocations(log)
-    assert cold[0] == "--version" and cold[1] == "-dumpmachine"
-    assert len(cold) == 3 and "-shared" in cold[2]  # one compile
+    assert first_words(cold[:4]) == PROBE
+    assert len(cold) == 5 and "-shared" in cold[4]  # one compile
     assert list((cache_dir / "toolchains").glob("probe-*.json"))
 
     assert load_in_fresh_process(2.0) == 8.0
@@ -146,21 +155,21 @@ def test_what_march_native_means_is_probed_once_per_host(cache_dir, monkeypatch,
                            capture_output=True, text=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] and "-march=" in runs[0]
     calls = invocations(log)
-    assert calls[:2] == ["--version", "-dumpmachine"]
-    assert len(calls) == 3 and calls[2].startswith("-march=native -###")
+    assert first_words(calls[:4]) == PROBE
+    assert len(calls) == 5 and calls[4].startswith("-march=native -###")
 
 
 def test_a_changed_compiler_is_probed_again(cache_dir, tmp_path):
     wrapper, log = recording_compiler(tmp_path)
     records = ProbeRecords(cache_dir, None)
     first = detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records)
-    assert invocations(log) == ["--version", "-dumpmachine"]
+    assert first_words(invocations(log)) == PROBE
     assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
-    assert len(invocations(log)) == 2
+    assert len(invocations(log)) == len(PROBE)
     with open(wrapper, "a") as f:  # a compiler upgrade changes the file
         f.write("# upgraded\n")
     detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records)
-    assert len(invocations(log)) == 4
+    assert len(invocations(log)) == 2 * len(PROBE)
 
 
 def test_a_corrupt_probe_file_is_probed_again_and_rewritten(cache_dir, tmp_path):
@@ -171,9 +180,9 @@ def test_a_corrupt_probe_file_is_probed_again_and_rewritten(cache_dir, tmp_path)
     for garbage in ("{not json", '{"family": "gcc"}', "[]"):
         probe_file.write_text(garbage)
         assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
-    assert len(invocations(log)) == 2 * 4
+    assert len(invocations(log)) == len(PROBE) * 4
     assert detect({"SOBUILD_CXX": wrapper, "PATH": PATH}, records) == first
-    assert len(invocations(log)) == 2 * 4  # the last probe was written back
+    assert len(invocations(log)) == len(PROBE) * 4  # the last probe was written back
 
 
 # -- no compiler, or not a compiler: what to do -----------------------------------------------
@@ -233,13 +242,16 @@ def test_a_program_printing_nonsense_is_not_a_compiler(tmp_path):
 
 
 def test_a_gcc_lookalike_without_a_target_triple_is_refused(tmp_path):
-    fake = script(tmp_path / "fake-g++", """\
+    # it preprocesses like g++ (it is g++ there), but knows no -dumpmachine
+    fake = script(tmp_path / "fake-g++", f"""\
         case "$1" in
+          -E) exec '{GXX}' "$@";;
           --version) echo "g++ (GCC) 12.2.0"; echo "Copyright (C) 2022 Free Software Foundation";;
           *) echo "unknown option $1";;
         esac
         """)
-    with pytest.raises(CompilerNotFoundError, match="-dumpmachine printed 'unknown option"):
+    with pytest.raises(CompilerNotFoundError, match="predefines the macros of GCC, but "
+                                                    "-dumpmachine printed 'unknown option"):
         detect({"SOBUILD_CXX": fake, "PATH": PATH})
 
 

@@ -23,7 +23,7 @@ from cluster.conftest import (
     worker_env,
 )
 
-from sobuild.toolchains.probes import stat_fingerprint
+from sobuild.toolchains.detect import probe_fingerprint
 
 GXX = shutil.which("g++")
 ALICE_IN_GROUP = f"{ALICE}:{GROUP_GID}:{GROUP_GID}"
@@ -70,9 +70,10 @@ def test_a_group_member_cannot_choose_the_compiler_of_a_private_cache(open_dir, 
     st = toolchains.lstat()
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == ALICE
     assert not st.st_mode & 0o022, f"toolchains/ is {stat.filemode(st.st_mode)}"
-    # The record's name, computed as Mallory would: from the compiler's path and status.
+    # The record's name, computed as Mallory would: from the compiler's path and status,
+    # and Alice's PATH.
     command = (os.path.abspath(GXX),)
-    name = f"probe-{stat_fingerprint(command[-1], *command, repr(()))}.json"
+    name = f"probe-{probe_fingerprint(command, command, (), env['PATH'])}.json"
     record = toolchains / name
     assert not record.stat().st_mode & 0o022
     if left_open:
@@ -166,7 +167,8 @@ def test_a_bad_record_is_probed_again_and_replaced(tmp_path, kind, cause):
 
     second = detect_in_child(cache, str(compiler))
     assert second["command"] == [str(compiler)]
-    assert log.read_text().split() == ["--version", "-dumpmachine"]  # probed again
+    # probed again: the detection file preprocessed, --version, -dumpmachine, -###
+    assert log.read_text().split() == ["-E", "--version", "-dumpmachine", "-###"]
     (warning,) = second["warnings"]
     assert warning.startswith("RuntimeWarning") and record.name in warning and cause in warning
     st = record.lstat()
