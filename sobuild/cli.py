@@ -229,7 +229,8 @@ def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,
     if not s["exists"]:
         print(f"no sobuild cache at {store.root} (nothing has been built there yet)")
         return
-    c = s["codegen"]
+    c = s["data"]
+    kinds = ", ".join(f"{n['namespace']} {n['entries']}" for n in c["namespaces"])
     print_fields("sobuild cache", [
         ("cache directory", s["cache_dir"]),
         ("entries", f"{s['entries']} ({_n(s['shared_objects'], 'shared object')} holding "
@@ -243,10 +244,20 @@ def stats(cache_dir: CacheDirOption = None, json_output: JsonOption = False,
         ("builds", f"{s['builds']} kernels, {s['build_seconds']:.2f} s compiling"),
         ("saved", f"{s['saved_seconds']:.2f} s of compiling, by hits"),
         ("errors", f"{s['build_errors']} build errors, {s['corrupt']} corrupt entries"),
-        ("Brian2 codegen", f"{c['entries']} entries ({format_size(c['bytes'])}), {c['hits']} "
-                           f"hits, {c['misses']} misses, {c['bypasses']} bypasses, "
-                           f"{c['saved_seconds']:.2f} s saved"),
+        ("data entries", f"{c['entries']} ({format_size(c['bytes'])}"
+                         + (f": {kinds}" if kinds else "") + f"), {c['hits']} hits, "
+                         f"{c['misses']} misses, {c['bypasses']} bypasses, "
+                         f"{c['saved_seconds']:.2f} s saved"),
     ])
+    if len(s["tiers"]) > 1:
+        print()
+        print_table("per tier", ["tier", "hits", "misses", "errors", "refused", "in", "out"],
+                    [[t["tier"], t["hits"], t.get("misses", "-"), t.get("errors", "-"),
+                      t.get("refused", "-"),
+                      format_size(t["bytes_in"]) if "bytes_in" in t else "-",
+                      format_size(t["bytes_out"]) if "bytes_out" in t else "-"]
+                     for t in s["tiers"]],
+                    numeric={"hits", "misses", "errors", "refused", "in", "out"})
     if s["toolchains"]:
         print()
         print_table("per toolchain",
@@ -306,9 +317,10 @@ def prune(cache_dir: CacheDirOption = None,
 def prebuild(script: Annotated[Path, typer.Argument(help="The Brian2 script to run.")],
              args: Annotated[list[str] | None, typer.Argument(
                  help="Arguments for the script (its sys.argv[1:]).")] = None,
-             into: Annotated[Path | None, typer.Option(
+             into: Annotated[str | None, typer.Option(
                  "--into", help="Fill this cache directory (a shared tier, say) instead of "
-                 "the default one.")] = None,
+                 "the default one; or a remote tier's URL (redis://, http(s)://): what the "
+                 "script builds or finds in the local cache is uploaded there.")] = None,
              target: Annotated[str | None, typer.Option(
                  "--target", help="Force this Brian2 target for every run (default: "
                  "'sobuild', unless the script chooses another).")] = None) -> None:
@@ -320,19 +332,42 @@ def prebuild(script: Annotated[Path, typer.Argument(help="The Brian2 script to r
         raise UsageError(f"{script}: no such script")
     from .brian_adapter.prebuild import prebuild as run_prebuild
 
-    result = _with_progress(lambda progress: run_prebuild(script, args or [], into=into,
+    directory = _remote_target(into)
+    result = _with_progress(lambda progress: run_prebuild(script, args or [], into=directory,
                                                           target=target, progress=progress))
     c = result.counters
     print(f"prebuild of {script}: {result.runs} run(s), {result.code_objects} code objects")
     print(f"  kernels: {int(c.get('builds', 0))} built ({c.get('build_seconds', 0):.2f} s of "
           f"compiling), {int(c.get('hits', 0))} already cached, "
           f"{int(c.get('build_errors', 0))} failed")
-    print(f"  Brian2 codegen cache: {int(c.get('data_stored', 0))} entries stored, "
+    print(f"  data entries (Brian2's code generation): {int(c.get('data_stored', 0))} stored, "
           f"{int(c.get('data_hits', 0))} hits")
     print(f"  cache: {result.cache_dir}")
+    for name, value in sorted(c.items()):
+        if name.startswith("remote ") and name.endswith((" uploads", " errors")):
+            print(f"  {name}: {int(value)}")
     if not result.ok:
         sys.stderr.write(result.traceback)
         raise fail(f"{script} failed: {result.error} (what was built before is kept)")
+
+
+def _remote_target(into: str | None) -> Path | None:
+    """``--into``'s directory; for a remote tier's URL, None, with that tier configured to
+    receive everything the run builds or finds (ccache's ``reshare``)."""
+    if into is None or "://" not in into:
+        return Path(into) if into is not None else None
+    from .config import parse_remotes
+    from .remote.signing import signer_from_env
+
+    try:
+        (remote,) = parse_remotes(into)
+    except ValueError as exc:
+        raise UsageError(f"--into: {exc}") from None
+    if remote.read_only or signer_from_env() is None:
+        raise UsageError("--into URL uploads signed entries: set SOBUILD_REMOTE_SECRET_FILE to "
+                         "the team secret (and do not mark the URL |read-only)")
+    os.environ["SOBUILD_REMOTE"] = into + ("" if remote.reshare else "|reshare")
+    return None
 
 
 def _with_progress(job: Callable[[Callable[[int, int], None]], Any]) -> Any:

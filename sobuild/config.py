@@ -136,11 +136,9 @@ VARIABLES: dict[str, Variable] = {
                                lambda text: repr(redact_passwords(text))),
     "SOBUILD_REMOTE_BUDGET": Variable(parse_duration, 0.5, "longest time failing remote "
                                                            "operations may cost a process"),
-    "SOBUILD_REMOTE_SECRET_FILE": Variable(str, "", "file holding the team secret that signs "
-                                                    "remote entries (mode 600)"),
-    "SOBUILD_REMOTE_SECRET": Variable(str, "", "the team secret itself",
-                                      lambda text: "(hidden)"),
 }
+# The team secret that signs remote entries, SOBUILD_REMOTE_SECRET_FILE (a file of mode 600)
+# or SOBUILD_REMOTE_SECRET, is read by sobuild.remote.signing alone, only when a remote is set.
 
 
 def setting(name: str) -> Any:

@@ -136,6 +136,48 @@ def _shared(shared: Path | None) -> list[Check]:
                   "" if readable else "ask its owner for read access (group)")]
 
 
+def _remotes(settings: Settings) -> list[Check]:
+    """Each remote tier: reachable, writable, and whether its entries' signatures check."""
+    if not settings.remotes:
+        return []
+    import warnings
+
+    from .remote.entries import toolchain_identity
+    from .remote.tier import configured_tiers
+    from .toolchains.detect import detect
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            tiers = configured_tiers(settings.remotes, lambda name, amount: None)
+        except SobuildError as exc:
+            return [Check("remote tiers", "FAIL", str(exc), "fix SOBUILD_REMOTE or the secret")]
+    checks = []
+    for url in settings.remotes:
+        if not any(tier.url == url for tier in tiers):
+            checks.append(Check(f"remote {url.name}", "FAIL", "not used: no secret to check "
+                                "signatures, and not marked |trust-unsigned",
+                                "set SOBUILD_REMOTE_SECRET_FILE to the team secret (mode 600)"))
+    if not tiers:
+        return checks
+    store = Store(settings.cache_dir, trust_group=setting("SOBUILD_TRUST_GROUP"))
+    keys = [p.name for _, p in zip(range(20), store.layout.iter_kernel_files())]
+    try:
+        toolchain = toolchain_identity(detect().identity())
+    except SobuildError:
+        toolchain = ""
+    for tier in tiers:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            results = tier.self_test(keys, toolchain)
+        for name, status, detail in results:
+            todo = {"reachable": "check the URL, the server and the network",
+                    "writable": "check the server allows PUT (nginx: dav_methods PUT)",
+                    "signatures": "do all machines use the same team secret?"}[name]
+            checks.append(Check(f"remote {tier.name}: {name}", status, detail, todo))
+    return checks
+
+
 def _brian() -> Check:
     try:
         return Check("Brian2", "ok", f"brian2 {metadata.version('brian2')}")
@@ -152,12 +194,13 @@ def run_checks(cache_dir: Path | None = None) -> list[Check]:
         settings = Settings.from_env(cache_dir)
     except ValueError as exc:
         return checks + [Check("settings", "FAIL", str(exc),
-                               "fix SOBUILD_MAX_SIZE / SOBUILD_JOBS in the environment")]
+                               "fix the variable it names in the environment")]
     checks.append(Check("settings", "ok", f"max size {format_size(settings.max_size)}, "
                                           f"{settings.jobs} build jobs"))
     checks += _compilers()
     checks.append(_ninja())
     checks += _cache(settings.cache_dir)
     checks += _shared(settings.shared_dir)
+    checks += _remotes(settings)
     checks.append(_brian())
     return checks

@@ -102,6 +102,7 @@ class RemoteTier:
         self._count = count
         self._backend = backend or make_backend(url)
         self._errors_in_a_row = 0
+        self.last_error = ""
         self._warned: set[str] = set()
         #: artifacts this process found damaged here: its upload replaces them
         self._damaged: set[str] = set()
@@ -203,6 +204,53 @@ class RemoteTier:
             self.count("uploads")
             self.count("bytes_out", len(value))
 
+    # -- sobuild doctor -------------------------------------------------------------------
+
+    def self_test(self, kernel_keys: list[str], toolchain: str) -> list[tuple[str, str, str]]:
+        """(check, status, detail) for ``sobuild doctor``: reachable, writable (a signed
+        probe written, read back, checked and removed), and whether the entries this tier
+        holds for ``kernel_keys`` (some of the local cache's) carry valid signatures."""
+        probe_key = "0" * 32
+        name = entries.data_name(probe_key)
+        present = self._call(self._backend.exists, name)
+        if present is FAILED:
+            return [("reachable", "FAIL", self.last_error or _switched_off.get(self.name, ""))]
+        checks = [("reachable", "ok", f"{self.url.connect_timeout * 1000:.0f} ms connect, "
+                                      f"{self.url.operation_timeout * 1000:.0f} ms operation "
+                                      "timeouts")]
+        if not self.writable:
+            why = "|read-only" if self.url.read_only else "no secret to sign with"
+            checks.append(("writable", "-", f"read-only ({why})"))
+        else:
+            value = entries.encode_data(probe_key, b"sobuild doctor", self.signer)
+            stored = self._call(self._backend.put_many, {name: value})
+            back = self._call(self._backend.get_many, [name]) if stored is not FAILED else FAILED
+            self._call(self._backend.delete, name)
+            if back is FAILED or back[0] != value:
+                checks.append(("writable", "FAIL", self.last_error or
+                               "a probe written could not be read back unchanged"))
+            else:
+                checks.append(("writable", "ok", "a signed probe was written, read back and "
+                                                 "removed"))
+        values = self._call(self._backend.get_many, [entries.kernel_name(k) for k in kernel_keys])
+        if values is FAILED or not any(values):
+            checks.append(("signatures", "-", "none of this cache's kernels is on the tier"))
+            return checks
+        refused: dict[str, int] = {}
+        found = 0
+        for key, value in zip(kernel_keys, values):
+            if value is None:
+                continue
+            found += 1
+            try:
+                entries.read_kernel_record(value, key, toolchain, self.signer, False)
+            except RefusedEntry as exc:
+                refused[exc.reason] = refused.get(exc.reason, 0) + 1
+        detail = f"{found - sum(refused.values())} of {found} entries of this cache's kernels " \
+                 "check" + "".join(f"; {n} {reason}" for reason, n in refused.items())
+        checks.append(("signatures", "warn" if refused else "ok", detail))
+        return checks
+
     # -- bounds ---------------------------------------------------------------------------
 
     def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
@@ -220,6 +268,7 @@ class RemoteTier:
             result = operation(*args, timeouts)
         except RemoteUnavailable as exc:
             budget.left -= time.monotonic() - start
+            self.last_error = str(exc)
             self.count("errors")
             self._errors_in_a_row += 1
             if self._errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:

@@ -42,6 +42,39 @@ def read_index(layout: Layout, index: Index | None = None) -> Entries:
     return Entries(rows, keys, {}, "files")
 
 
+#: What each remote tier counts (``remote <tier name> <what>`` in the index's counters).
+REMOTE_COUNTERS = ("hits", "misses", "data_hits", "data_misses", "errors", "uploads",
+                   "bytes_in", "bytes_out", "switched_off")
+
+
+def tier_stats(counters: dict[str, float]) -> list[dict]:
+    """Hits, misses, errors and bytes of each tier: local, shared directory, each remote.
+
+    A remote tier's refusals are counted by reason (``refused_unsigned`` ...) and summed
+    under ``refused``.
+    """
+    remotes: dict[str, dict] = {}
+    for name, value in counters.items():
+        if not name.startswith("remote "):
+            continue
+        tier, _, what = name[len("remote "):].rpartition(" ")
+        row = remotes.setdefault(tier, {"tier": tier, "refused": 0,
+                                        **dict.fromkeys(REMOTE_COUNTERS, 0)})
+        if what.startswith("refused_"):
+            row["refused"] += int(value)
+            row[what] = int(value)
+        elif what in REMOTE_COUNTERS:
+            row[what] = int(value)
+    shared = int(counters.get("shared_hits", 0))
+    remote_hits = sum(r["hits"] for r in remotes.values())
+    local = {"tier": "local", "hits": int(counters.get("hits", 0)) - shared - remote_hits,
+             "misses": int(counters.get("misses", 0))}
+    tiers = [local]
+    if shared:
+        tiers.append({"tier": "shared directory", "hits": shared})
+    return tiers + sorted(remotes.values(), key=lambda r: r["tier"])
+
+
 def _warn(message: str) -> None:
     print(f"sobuild: warning: {' '.join(message.split())}", file=sys.stderr)
 
@@ -69,6 +102,12 @@ def gather_stats(layout: Layout, max_size: int, index: Index | None = None) -> d
         t["hits"] += r["hits"]
         t["saved_seconds"] += saved(r)
     hits, misses = int(counters.get("hits", 0)), int(counters.get("misses", 0))
+    namespaces: dict[str, dict] = {}
+    for r in data:
+        n = namespaces.setdefault(r["namespace"], {"namespace": r["namespace"], "entries": 0,
+                                                   "bytes": 0})
+        n["entries"] += 1
+        n["bytes"] += r["bytes"]
     return {
         "cache_dir": str(layout.root),
         "exists": exists,
@@ -87,7 +126,9 @@ def gather_stats(layout: Layout, max_size: int, index: Index | None = None) -> d
         "build_errors": int(counters.get("build_errors", 0)),
         "corrupt": int(counters.get("corrupt", 0)),
         "toolchains": sorted(per_toolchain.values(), key=lambda t: -t["bytes"]),
-        "codegen": {
+        "tiers": tier_stats(counters),
+        "data": {
+            "namespaces": sorted(namespaces.values(), key=lambda n: -n["bytes"]),
             "entries": len(data),
             "bytes": sum(r["bytes"] for r in data),
             "hits": int(counters.get("data_hits", 0)),

@@ -63,7 +63,7 @@ def test_prebuild_runs_the_script_and_simulates_nothing(script, cache_dir, tmp_p
     assert "2 run(s), 8 code objects" in out.stdout
     stats = _stats(cli_runner, cache_dir)
     assert stats["builds"] == 0  # numpy: nothing for sobuild to compile
-    assert stats["codegen"]["stored"] > 0  # but Brian2's code generation was cached
+    assert stats["data"]["stored"] > 0  # but Brian2's code generation was cached
 
 
 def test_prebuild_into_a_shared_tier_then_a_job_builds_nothing(script, cache_dir, tmp_path,
@@ -78,7 +78,7 @@ def test_prebuild_into_a_shared_tier_then_a_job_builds_nothing(script, cache_dir
     assert json.loads(report.read_text())["spikes"] == 0
     prebuilt = _stats(sobuild_process, shared)
     assert prebuilt["builds"] > 0 and prebuilt["build_errors"] == 0
-    assert prebuilt["codegen"]["stored"] > 0
+    assert prebuilt["data"]["stored"] > 0
     assert not cache_dir.exists()  # --into wins over SOBUILD_CACHE_DIR
     # a cluster job: an empty local cache and the prebuilt tier, read only: nothing to build
     env = {**os.environ, "SOBUILD_SHARED_DIR": str(shared), "SOBUILD_CACHE_DIR": str(cache_dir)}
@@ -105,7 +105,7 @@ def test_prebuild_of_a_failing_script_keeps_what_was_built(tmp_path, cache_dir, 
         in last and "kept" in last
     if target == "sobuild":
         assert _stats(sobuild_cli, cache_dir)["builds"] > 0
-    assert _stats(sobuild_cli, cache_dir)["codegen"]["stored"] > 0
+    assert _stats(sobuild_cli, cache_dir)["data"]["stored"] > 0
 
 
 def test_prebuild_bad_arguments(tmp_path, sobuild_cli):

@@ -25,12 +25,17 @@ def test_stats_counts_what_the_builds_did(filled, sobuild_cli):
     assert s["bytes"] == on_disk
     (toolchain,) = s["toolchains"]
     assert toolchain["kernels"] == 4 and toolchain["hits"] == 2
-    assert s["codegen"]["entries"] == 1 and s["codegen"]["stored"] == 1
+    assert s["data"]["entries"] == 1 and s["data"]["stored"] == 1
+    (namespace,) = s["data"]["namespaces"]
+    assert namespace["entries"] == 1 and namespace["bytes"] > 0
+    (local,) = s["tiers"]  # no shared or remote tier
+    assert (local["tier"], local["hits"], local["misses"]) == ("local", 2, 4)
 
     text = sobuild_cli("stats")
     assert text.exit_code == 0
     assert "hit rate" in text.stdout and "33.3 %" in text.stdout
-    assert "Brian2 codegen" in text.stdout and "per toolchain" not in text.stdout  # piped: plain
+    assert "data entries" in text.stdout and f"{namespace['namespace']} 1" in text.stdout
+    assert "per toolchain" not in text.stdout  # piped: plain
     assert toolchain["toolchain"] in text.stdout
 
 

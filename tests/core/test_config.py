@@ -17,7 +17,8 @@ from sobuild.errors import ConfigError
 BAD = {"SOBUILD_MAX_SIZE": "lots", "SOBUILD_JOBS": "two", "SOBUILD_TRUST_GROUP": "maybe",
        "SOBUILD_LOCKS": "posix", "SOBUILD_LOCK_TIMEOUT": "soon", "SOBUILD_LOCK_WAIT": "-1",
        "SOBUILD_BUILD_TIMEOUT": "1 hour", "SOBUILD_RETRY_FAILED": "please",
-       "SOBUILD_SQLITE_TIMEOUT": "10 seconds", "SOBUILD_SQLITE_WAL": "perhaps"}
+       "SOBUILD_SQLITE_TIMEOUT": "10 seconds", "SOBUILD_SQLITE_WAL": "perhaps",
+       "SOBUILD_REMOTE": "ftp://cache.lan/", "SOBUILD_REMOTE_BUDGET": "half a second"}
 
 
 def test_every_variable_has_a_refused_value_here():
@@ -31,6 +32,27 @@ def test_a_bad_value_names_its_variable(monkeypatch, cache_dir, name):
         setting(name)
     assert BAD[name] in str(raised.value)
     assert isinstance(raised.value, ValueError) and isinstance(raised.value, sobuild.SobuildError)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("redis://team:hunter2@cache.lan:6379/0|bogus", "'bogus'"),
+    ("http://team:hunter2@cache.lan/|operation-timeout=0", "operation-timeout=0"),
+    ("memcached://team:hunter2@cache.lan/", "not a remote tier")])
+def test_a_bad_remote_names_its_problem_and_hides_its_password(monkeypatch, value, problem):
+    monkeypatch.setenv("SOBUILD_REMOTE", value)
+    with pytest.raises(ConfigError, match="SOBUILD_REMOTE") as raised:
+        setting("SOBUILD_REMOTE")
+    assert problem in str(raised.value) and "hunter2" not in str(raised.value)
+
+
+def test_remote_urls_and_their_attributes(monkeypatch):
+    monkeypatch.setenv("SOBUILD_REMOTE", "redis://u:p@a:1/2|read-only|connect-timeout=250 "
+                                         "https://b/c/|trust-unsigned|reshare")
+    first, second = setting("SOBUILD_REMOTE")
+    assert (first.name, first.read_only, first.connect_timeout) == ("redis://a:1/2", True, 0.25)
+    assert first.operation_timeout == 1.0 and not first.trust_unsigned
+    assert (second.name, second.trust_unsigned, second.reshare) == ("https://b/c/", True, True)
+    assert "p@" not in repr(first)
 
 
 @pytest.mark.parametrize("text, value", [("1", True), ("yes", True), ("ON", True), ("true", True),
