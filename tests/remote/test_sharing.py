@@ -32,7 +32,7 @@ def test_a_process_without_remote_tiers_imports_no_client(tmp_path, machines, re
     assert report["modules"] == []
     remote = machines("remote").run("--kernels", "1", "--tag", "imports")
     client = "redis" if remote_server.url.startswith("redis") else "urllib3"
-    assert client in remote["modules"]
+    assert client in remote["modules"] and "sobuild.remote" in remote["modules"]
 
 
 def test_without_a_secret_a_remote_is_not_trusted_unless_marked(machines, remote_server):

@@ -64,7 +64,8 @@ def main() -> None:
                 cache.put_data(key, text.encode(), namespace="test")
         cache.flush()
         report["counters"] = cache.store.counters()
-        report["modules"] = sorted(m for m in ("redis", "urllib3") if m in sys.modules)
+        report["modules"] = sorted(m for m in ("redis", "urllib3", "sobuild.remote")
+                                   if m in sys.modules)
         tiers = sys.modules.get("sobuild.remote.tier")
         report["budget_left"] = tiers.process_budget().left if tiers else None
     report["warnings"] = [str(w.message) for w in caught]
