@@ -36,24 +36,53 @@ def artifact_dirs(root):
     return sorted(p.name for p in (root / "artifacts").glob("??/*"))
 
 
-def test_network_kernels_are_one_batch_built_by_the_end_of_before_run(sobuild_target,
-                                                                      load_many_calls):
-    from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, ms
+def _small_network():
+    """Five neurons, three above threshold, coupled all to all: spikes that propagate."""
+    from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, Synapses
 
     G = NeuronGroup(5, "dv/dt = -v/(10*ms) : 1", threshold="v > 1", reset="v = 0",
                     method="exact")
+    G.v = "0.3*i"
     S = Synapses(G, G, "w : 1", on_pre="v += w")
     S.connect(condition="i != j")
-    net = Network(G, S, SpikeMonitor(G), StateMonitor(G, "v", record=True))
+    S.w = "0.2 + 0.05*j"
+    spikes, states = SpikeMonitor(G), StateMonitor(G, "v", record=True)
+    return Network(G, S, spikes, states), G, spikes, states
+
+
+def test_network_kernels_are_one_batch_built_by_the_end_of_before_run(sobuild_target,
+                                                                      load_many_calls,
+                                                                      run_with):
+    from brian2 import ms
+
+    from sobuild.brian_adapter import clock
+
+    net, G, spikes, states = _small_network()
+    # the clocks' kernel joins the batch of the process's first network
+    clock_kernel = int(clock.KERNEL.func is None)
     load_many_calls.clear()
     net.run(0 * ms)  # before_run and no step: what a build-only run (`sobuild prebuild`) does
     codeobjs = [c for obj in net.objects for o in [obj, *obj.contained_objects]
                 for c in o.code_objects]
     assert len(codeobjs) >= 6
     assert all(c._funcs is not None for c in codeobjs)  # built and bound
-    assert load_many_calls == [sum(len(c.specs) for c in codeobjs)]  # in ONE batch
-    net.run(1 * ms)
-    assert len(net.objects) and G.v[:].shape == (5,)
+    assert load_many_calls == [sum(len(c.specs) for c in codeobjs) + clock_kernel]  # ONE batch
+    net.run(3 * ms)
+    got = {"v": np.array(G.v[:]), "trace": np.array(states.v[:]),
+           "i": np.array(spikes.i[:]), "t": np.array(spikes.t_[:])}
+
+    def reference():
+        net, G, spikes, states = _small_network()
+        net.run(0 * ms)
+        net.run(3 * ms)
+        return {"v": G.v[:], "trace": states.v[:], "i": spikes.i[:], "t": spikes.t_[:]}
+
+    expected = run_with("numpy", reference)
+    assert len(expected["i"]) > 3, "the model should spike and propagate: nothing compared"
+    np.testing.assert_array_equal(got["i"], expected["i"])
+    np.testing.assert_array_equal(got["t"], expected["t"])
+    np.testing.assert_allclose(got["trace"], expected["trace"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["v"], expected["v"], rtol=1e-9, atol=1e-12)
 
 
 def test_kernels_do_not_depend_on_parameter_values(sobuild_target, brian_cache_dir):

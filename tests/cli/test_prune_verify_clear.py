@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -54,20 +55,20 @@ def test_prune_by_size_evicts_least_recently_used(cache_dir, sobuild_cli):
 
 
 def test_prune_by_age_keeps_what_was_used_recently(filled, sobuild_cli):
-    filled_at = time.time()
-    time.sleep(4)
+    # the fill happened two hours ago: its entries' creation and last use move back as time
+    # would have moved them (no sleep, so no race with the command's own start-up time)
+    conn = sqlite3.connect(filled.path / "index.sqlite")
+    with conn:
+        conn.execute("UPDATE artifacts SET created = created - 7200, last_use = last_use - 7200")
+    conn.close()
     cache = sobuild.Cache(filled.path)
-    cache.load(filled.specs[0])  # used now
+    cache.load(filled.specs[0])  # used now: a hit must record this use
     cache.flush()
-    used_at = time.time()
     kept = json.loads(cache.layout.kernel_file(filled.keys[0]).read_text())["artifact"]
-    # the limit falls just after the fill: the command's start-up moves it towards the use
-    age = time.time() - filled_at - 0.1
-    assert used_at > filled_at + 3
-    out = sobuild_cli("prune", "--older-than", f"{age:.2f}s")
+    out = sobuild_cli("prune", "--older-than", "1h")
     assert out.exit_code == 0, out.stderr
     assert "reason" in out.stdout and " age" in out.stdout
-    assert _ids(sobuild_cli) == {kept}, (out.stdout, used_at, filled_at, age,
+    assert _ids(sobuild_cli) == {kept}, (out.stdout,
                                          Index(cache.layout).query("SELECT * FROM artifacts"))
     assert sobuild.Cache(filled.path).lookup(filled.specs[0]) is not None
 
@@ -188,39 +189,58 @@ def test_clear_removes_every_entry_and_keeps_counters(filled, sobuild_cli):
 
 
 READER = """
-import sys, time, numpy as np, sobuild
+import os, sys, numpy as np, sobuild
 cache = sobuild.Cache(sys.argv[1], jobs=1)
+ready, stop = sys.argv[2], sys.argv[3]
 specs = [sobuild.KernelSpec(source=f"void run(double* v, int32_t n) {{ v[0] += {i}; }}",
                             entry="void run(double* v, int32_t n)") for i in range(4)]
 v = np.zeros(1)
-loops, end = 0, time.time() + float(sys.argv[2])
-while time.time() < end:
+loops = 0
+while not os.path.exists(stop):
     for kernel in cache.load_many(specs):
         kernel(v, 1)
     cache.flush()
     loops += 1
+    if loops == 1:
+        open(ready, "w").close()
 print(loops, v[0])
 """
+#: Prunes that must each evict entries the reader (re)built and keeps loading.
+EVICTIONS = 3
+#: Guards against a hang only: the test waits for events, not for a time.
+HANG = 600
 
 
-def test_prune_while_another_process_loads(cache_dir, sobuild_process):
-    """Evicting entries under a process that keeps loading them: it never sees half of one."""
+def test_prune_while_another_process_loads(cache_dir, tmp_path, sobuild_process):
+    """Evicting entries under a process that keeps loading them: it never sees half of one.
+
+    The reader loads and calls its four kernels until told to stop; prunes run until
+    EVICTIONS of them removed what the reader had built again since the last one."""
     import subprocess
     import sys
 
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(cache_dir), "8"],
+    ready, stop = tmp_path / "ready", tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(cache_dir), str(ready), str(stop)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    removed = 0
+    evictions, removed = 0, 0
+    deadline = time.monotonic() + HANG
     try:
-        deadline = time.time() + 6
-        while time.time() < deadline:
+        while not ready.exists() and reader.poll() is None:
+            assert time.monotonic() < deadline, "the reader never finished its first loop"
+            time.sleep(0.05)
+        while evictions < EVICTIONS and reader.poll() is None:
+            assert time.monotonic() < deadline, f"only {evictions} prunes evicted anything"
             out = sobuild_process("prune", "--max-size", "1", "--json")
-            if out.exit_code == 0:  # the cache exists once the reader has built
-                removed += len(json.loads(out.stdout)["removed"])
-            time.sleep(0.2)
+            if out.exit_code != 0:  # the reader held the index for longer than the timeout
+                assert "locked" in out.stderr, out.stderr
+                continue
+            gone = len(json.loads(out.stdout)["removed"])
+            evictions += gone > 0
+            removed += gone
     finally:
-        stdout, stderr = reader.communicate(timeout=300)
-    assert reader.returncode == 0, stderr
+        stop.touch()
+        stdout, stderr = reader.communicate(timeout=HANG)
+    assert reader.returncode == 0, stderr  # it never loaded half an entry
     loops, total = stdout.split()
     assert float(total) == int(loops) * (0 + 1 + 2 + 3)  # every call of every loop ran
-    assert removed > 0
+    assert evictions == EVICTIONS and removed >= EVICTIONS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -12,6 +14,12 @@ from sobuild.store.layout import Layout
 
 from .conftest import expected_values, finish, start_worker, worker_env
 
+#: A stampede fails as hung when no worker reached the barrier for this long: the guard
+#: follows progress, not a time for all of them, so a loaded machine only makes it slower.
+STALL = 300
+#: The same guard for each worker after the release.
+HANG = 600
+
 
 def _stampede(cache_dir, tmp_path, processes: int, kernels: int, **env) -> list[dict]:
     """Start ``processes`` workers held at a barrier, release them together, collect reports."""
@@ -20,13 +28,27 @@ def _stampede(cache_dir, tmp_path, processes: int, kernels: int, **env) -> list[
     barrier.mkdir()
     procs = [start_worker(cache_dir, worker_env(**env), kernels=kernels, tag="stampede",
                           barrier=barrier) for _ in range(processes)]
-    deadline = time.monotonic() + 120
-    while len(list(barrier.glob("ready-*"))) < processes:
-        assert time.monotonic() < deadline, "workers did not reach the barrier"
-        assert all(p.poll() is None for p in procs), "a worker died before the barrier"
-        time.sleep(0.05)
-    (barrier / "go").touch()
-    return [finish(p, timeout=240) for p in procs]
+    try:
+        ready, progress = 0, time.monotonic()
+        while ready < processes:
+            for proc in procs:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    pytest.fail(f"a worker ended before the barrier ({proc.returncode}):\n{out}\n{err}")
+            now = len(list(barrier.glob("ready-*")))
+            if now > ready:
+                ready, progress = now, time.monotonic()
+            elif time.monotonic() - progress > STALL:
+                pytest.fail(f"{ready} of {processes} workers reached the barrier, then none for "
+                            f"{STALL} s")
+            time.sleep(0.05)
+        (barrier / "go").touch()
+        return [finish(p, timeout=HANG) for p in procs]
+    finally:
+        for proc in procs:  # those still held at the barrier when the test failed
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
 
 
 @pytest.mark.parametrize("locks, processes, kernels", [("auto", 32, 10), ("file", 12, 6)],

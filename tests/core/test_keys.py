@@ -122,10 +122,22 @@ def test_key_is_the_same_in_another_process_and_cache_directory(tmp_path, cache)
     assert out.stdout.strip() == here
 
 
-def test_canonical_bytes_are_json_of_sorted_parts():
-    data = json.loads(BASE.canonical_bytes())
-    assert data["headers"] == [["a.h", "#define A 1"]]
-    assert data["flags"] == ["-O2", "-g"]
+def test_canonical_bytes_sort_mappings_and_keep_the_flag_order():
+    headers = {"b.h": "#define B 2", "a.h": "#define A 1"}
+    defines = {"Y": "2", "X": None}
+    spec = KernelSpec(source=BASE.source, entry=SCALE_ENTRY, flags=("-O2", "-g"),
+                      headers=headers, defines=defines)
+    reordered = KernelSpec(source=BASE.source, entry=SCALE_ENTRY, flags=("-O2", "-g"),
+                           headers=dict(reversed(headers.items())),
+                           defines=dict(reversed(defines.items())))
+    assert spec.canonical_bytes() == reordered.canonical_bytes()
+    data = json.loads(spec.canonical_bytes())
+    assert data["headers"] == [["a.h", "#define A 1"], ["b.h", "#define B 2"]]
+    assert data["defines"] == [["X", None], ["Y", "2"]]
+    # flags are a command line: their order is meaning, kept as given
+    swapped = dataclasses.replace(spec, flags=("-g", "-O2"))
+    assert json.loads(swapped.canonical_bytes())["flags"] == ["-g", "-O2"]
+    assert swapped.canonical_bytes() != spec.canonical_bytes()
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "A" * 32, "abc", "0" * 31 + "/", None])

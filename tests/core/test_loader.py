@@ -74,10 +74,23 @@ def test_kernels_with_a_void_pointer_argument_block(cache):
     assert v.tolist() == [2.0, 2.0, 2.0]
 
 
-@pytest.mark.parametrize("system,suffix", [("Linux", ".so"), ("Darwin", ".dylib"),
-                                           ("Windows", ".dll")])
-def test_the_library_suffix_follows_the_platform(system, suffix):
-    assert shared_suffix(system) == suffix
+#: How a loadable shared object of each suffix begins (ELF, Mach-O 64-bit or fat, PE).
+MAGIC = {".so": (b"\x7fELF",), ".dylib": (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"),
+         ".dll": (b"MZ",)}
+
+
+def test_the_published_library_is_named_for_this_platform_and_is_what_loads(cache, cache_dir):
+    """The one library of an artifact carries this platform's suffix (the name the store
+    looks up) and holds a shared object of this platform, whose kernel runs."""
+    kernel = cache.load(scale_spec(1.0))
+    (directory,) = (p for p in (cache_dir / "artifacts").glob("??/*") if p.is_dir())
+    (library,) = (p for p in directory.iterdir() if p.name.startswith("lib.") and
+                  p.name != "lib.cpp")
+    assert library.name == "lib" + shared_suffix()
+    assert library.read_bytes().startswith(MAGIC[shared_suffix()])
+    v = np.array([9.0])
+    kernel(v, 1)
+    assert v[0] == 3.0
 
 
 def test_entry_must_be_a_declaration():
