@@ -4,6 +4,7 @@
     python benchmarks/bench_brian.py                  # 10,000 steps (1 s of 0.1 ms steps)
     python benchmarks/bench_brian.py --full           # 100,000 steps, as the issue asks
     python benchmarks/bench_brian.py --models one_neuron cuba --variants cython-cold sobuild-cold
+    python benchmarks/bench_brian.py --repeats 1      # one run per variant: the quickest full table
 
 Runs Brian2's examples (examples/cuba.py, cobahh.py, stdp.py, one_neuron.py), each run in a
 fresh process, and prints per model and variant the medians (of --repeats runs) of:
@@ -26,6 +27,10 @@ Then the ratios sobuild/cython and the issue's goals, reported, never asserted: 
 at least 10x faster than cython cold; warm process no slower than cython warm; per-step
 overhead (one_neuron's loop per step) at most a quarter of cython's; loop of the large
 networks (cuba, cobahh) no slower than cython's.
+
+Writes the tables, the figures and a chart (wall, start and loop per model and variant, log
+scale; needs matplotlib: ``pip install 'sobuild[bench]'``) to --out, benchmarks/results/ by
+default: bench_brian.txt, bench_brian.json, bench_brian.png.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from charts import RESULTS, describe, machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("cuba", "cobahh", "stdp", "one_neuron")
@@ -185,20 +192,26 @@ def goals(table: dict, models: list[str]) -> list[tuple[str, float | None, bool 
     return rows
 
 
-def print_tables(table: dict, models: list[str], variants: list[str], steps: int) -> None:
-    print(f"\nBrian2 examples, {steps} steps of 0.1 ms; medians; seconds unless noted\n")
+def print_tables(table: dict, models: list[str], variants: list[str], steps: int) -> str:
+    """Prints the tables; returns what it printed."""
+    lines: list[str] = []
+
+    def emit(text: str = "") -> None:
+        lines.append(text)
+
+    emit(f"\nBrian2 examples, {steps} steps of 0.1 ms; medians; seconds unless noted\n")
     header = f"{'model':<11}{'variant':<16}{'wall':>9}{'start':>9}{'run()':>9}"
-    print(header + f"{'loop':>9}{'us/step':>10}")
+    emit(header + f"{'loop':>9}{'us/step':>10}")
     for m in models:
         for v in variants:
             if (m, v) in table:
                 f = table[m, v]
-                print(
+                emit(
                     f"{m:<11}{v:<16}{f['wall']:>9.2f}{f['start']:>9.2f}{f['run']:>9.2f}"
                     f"{f['loop']:>9.2f}{f['step_us']:>10.2f}"
                 )
-    print("\nratios sobuild/cython (cold: cold caches, warm: warm caches)")
-    print(f"{'model':<11}{'start cold':>12}{'wall cold':>11}{'wall warm':>11}{'step warm':>11}")
+    emit("\nratios sobuild/cython (cold: cold caches, warm: warm caches)")
+    emit(f"{'model':<11}{'start cold':>12}{'wall cold':>11}{'wall warm':>11}{'step warm':>11}")
     for m in models:
         cells = [
             ratio(table, m, "sobuild-cold", "cython-cold", "start"),
@@ -206,12 +219,15 @@ def print_tables(table: dict, models: list[str], variants: list[str], steps: int
             ratio(table, m, "sobuild-warm", "cython-warm", "wall"),
             ratio(table, m, "sobuild-warm", "cython-warm", "step_us"),
         ]
-        print(f"{m:<11}" + "".join("         n/a" if c is None else f"{c:>11.3f} " for c in cells))
-    print("\ngoals (measured, not asserted)")
+        emit(f"{m:<11}" + "".join("         n/a" if c is None else f"{c:>11.3f} " for c in cells))
+    emit("\ngoals (measured, not asserted)")
     for text, value, met in goals(table, models):
         shown = "n/a" if value is None else f"{value:.3f}"
         verdict = {True: "met", False: "NOT met", None: "not measured"}[met]
-        print(f"  {text:<52} {shown:>9}  {verdict}")
+        emit(f"  {text:<52} {shown:>9}  {verdict}")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=4321)
     parser.add_argument("--json", type=Path, help="also write the medians and runs here")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="write bench_brian.txt, .json and .png here (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, help="keep caches and projects here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = parser.parse_args(argv)
@@ -232,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v for v in VARIANTS if v in args.variants]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-brian-"))
     runner = Runner(workdir, steps, args.seed, args.verbose)
+    info = machine()
+    info["load_start"] = info.pop("load")
+    t0 = time.perf_counter()
     table: dict[tuple[str, str], dict[str, float]] = {}
     raw: dict[str, list[dict[str, float]]] = {}
     try:
@@ -244,20 +265,31 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_tables(table, args.models, variants, steps)
+    info["load_end"] = machine()["load"]
+    info["seconds"] = round(time.perf_counter() - t0, 1)
+    given = sys.argv[1:] if argv is None else argv
+    info["command"] = " ".join(["benchmarks/bench_brian.py", *given])
+    text = print_tables(table, args.models, variants, steps)
+    data = {
+        "steps": steps,
+        "repeats": args.repeats,
+        "machine": info,
+        "medians": {f"{m}/{v}": f for (m, v), f in table.items()},
+        "runs": raw,
+        "goals": goals(table, args.models),
+    }
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "steps": steps,
-                    "repeats": args.repeats,
-                    "medians": {f"{m}/{v}": f for (m, v), f in table.items()},
-                    "runs": raw,
-                    "goals": goals(table, args.models),
-                },
-                indent=1,
-            )
-        )
+        args.json.write_text(json.dumps(data, indent=1))
+    chart = {
+        "title": f"Brian2 examples, {steps:,} steps of 0.1 ms, median of {args.repeats}: "
+                 "sobuild against Brian2's targets",
+        "models": args.models,
+        "variants": variants,
+        "figures": ["wall", "start", "loop"],
+        "table": table,
+        "note": f"{info['command']} - {describe(info)}",
+    }
+    write_results(args.out, "bench_brian", text, data, chart)
     return 0
 
 
