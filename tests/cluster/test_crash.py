@@ -134,7 +134,8 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path, kind):
     assert lock.holder()["pid"] == holder.pid
     holder.kill()
     holder.wait()
-    assert lock.acquire(timeout=10)
+    # taken over at once (the holder is gone): the bound only guards against a hang
+    assert lock.acquire(timeout=300)
     assert lock.holder()["pid"] == os.getpid()
     lock.release()
     if kind == "file":
