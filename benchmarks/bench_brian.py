@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from charts import RESULTS, describe, machine, write_results
+from charts import RESULTS, describe, load_now, machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("cuba", "cobahh", "stdp", "one_neuron")
@@ -72,6 +72,7 @@ class Runner:
         self.verbose = verbose
         self.count = 0
         self.caches: dict[tuple[str, str], Path] = {}  # (target, model) -> last cold cache
+        self.loads: list[float] = []  # the load after each run: others' work shows here
 
     def fresh_dir(self, name: str) -> Path:
         self.count += 1
@@ -105,6 +106,8 @@ class Runner:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.workdir)
         wall = time.perf_counter() - t0
+        if (load := load_now()) is not None:
+            self.loads.append(load)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    info["load_end"] = machine()["load"]
+    info["load_end"] = load_now()
+    info["load_peak"] = max(runner.loads, default=None)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     given = sys.argv[1:] if argv is None else argv
     info["command"] = " ".join(["benchmarks/bench_brian.py", *given])

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench_brian import Runner
-from charts import RESULTS, describe, machine, write_results
+from charts import RESULTS, describe, load_now, machine, write_results
 
 MODELS = ("cuba", "cobahh", "stdp")
 STEPS = 1000
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         table = {model: bench_model(runner, model, args.repeats) for model in args.models}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    info["load_end"] = machine()["load"]
+    info["load_end"] = load_now()
+    info["load_peak"] = max(runner.loads, default=None)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     given = sys.argv[1:] if argv is None else argv
     info["command"] = " ".join(["benchmarks/bench_codegen_cache.py", *given])

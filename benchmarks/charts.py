@@ -42,23 +42,28 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except OSError:
-        load = None
     return {
         "date": datetime.date.today().isoformat(),
         "system": f"{platform.system()} {platform.machine()}",
         "cpu": cpu,
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load": load,
+        "load": load_now(),
         "python": platform.python_version(),
     }
+
+
+def load_now() -> float | None:
+    """The 1-minute load average, where the system tells it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def describe(info: dict[str, object]) -> str:
     load = "" if info.get("load_start") is None else (
         f", load {info['load_start']} at start, {info.get('load_end')} at end"
+        + (f", {info['load_peak']} at most" if info.get("load_peak") is not None else "")
     )
     return f"{info['date']}, {info['cpus']} CPUs ({info['cpu']}){load}, Python {info['python']}"
 
