@@ -1,8 +1,11 @@
 """What travels to and from a remote tier, and the checks an entry must pass to be used.
 
-    sobuild/1/kernel/<key>       a signed record: {kind, key, artifact, toolchain, sig}
-    sobuild/1/artifact/<digest>  a bundle: a signed header line, meta.json, the library, source
-    sobuild/1/data/<key>         a signed header line, then the local data entry's bytes
+    sobuild/1/<key id>/kernel/<key>       a signed record: {kind, key, artifact, toolchain, sig}
+    sobuild/1/<key id>/artifact/<digest>  a bundle: a signed header, meta.json, library, source
+    sobuild/1/<key id>/data/<key>         a signed header line, then a local data entry's bytes
+
+The key id names the team secret (an HMAC of a constant under it): teams, and a secret and
+the one that replaced it, keep to their own names and never overwrite each other's entries.
 
 The record of a kernel names the artifact that holds it; its signature covers the kernel
 key, the artifact digest and the toolchain identity. A bundle's header is signed too, over
@@ -36,16 +39,20 @@ class RefusedEntry(ValueError):
         self.reason = reason
 
 
-def kernel_name(key: str) -> str:
-    return f"{PREFIX}/kernel/{key}"
+@dataclass(frozen=True)
+class Names:
+    """The names of entries on a remote, under one key id."""
 
+    key_id: str
 
-def artifact_name(digest: str) -> str:
-    return f"{PREFIX}/artifact/{digest}"
+    def kernel(self, key: str) -> str:
+        return f"{PREFIX}/{self.key_id}/kernel/{key}"
 
+    def artifact(self, digest: str) -> str:
+        return f"{PREFIX}/{self.key_id}/artifact/{digest}"
 
-def data_name(key: str) -> str:
-    return f"{PREFIX}/data/{key}"
+    def data(self, key: str) -> str:
+        return f"{PREFIX}/{self.key_id}/data/{key}"
 
 
 def sha256(blob: bytes) -> str:

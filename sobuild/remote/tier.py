@@ -3,8 +3,11 @@
 A remote never makes a run fail or crawl. Every operation has a connect and an operation
 timeout (the URL's, 100 ms and 1 s by default), cut to what is left of the process's wait
 budget (``SOBUILD_REMOTE_BUDGET``, 0.5 s): the time all remotes together may cost in
-operations that fail. After three errors in a row, or once the budget is spent, a tier is
-switched off for the rest of the process with one warning, and kernels are built locally.
+operations that fail, or that succeed slowly (taking longer than a connect may). After
+three errors in a row, or once the budget is spent, a tier is switched off for the rest of
+the process with one warning, and kernels are built locally. The backend (and its client
+library) is made at a tier's first operation: a process that finds everything locally
+never imports it.
 
 Entries are checked before anything is written locally (see ``entries``); one that fails a
 check is refused, counted under its reason, and built locally instead.
@@ -12,6 +15,7 @@ check is refused, counted under its reason, and built locally instead.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import warnings
 from collections.abc import Callable
@@ -52,6 +56,15 @@ def process_budget() -> WaitBudget:
     return _budget
 
 
+def check_client(url: RemoteURL) -> None:
+    """ConfigError now, rather than at the first operation, when ``url``'s client library is
+    not installed (looked up without importing it)."""
+    library = "redis" if url.scheme in ("redis", "rediss") else "urllib3"
+    if importlib.util.find_spec(library) is None:
+        raise ConfigError(f"SOBUILD_REMOTE names {url.name}, but its client library is not "
+                          f"installed ({library}): pip install 'sobuild[remote]'")
+
+
 def make_backend(url: RemoteURL) -> Backend:
     """The backend of ``url``'s scheme (its client library is imported here, only)."""
     try:
@@ -85,6 +98,7 @@ def configured_tiers(urls: tuple[RemoteURL, ...], count: Callable[[str, float], 
                               "SOBUILD_REMOTE_SECRET_FILE), and it is not marked "
                               "|trust-unsigned.", RuntimeWarning, stacklevel=4)
             continue
+        check_client(url)
         tiers.append(RemoteTier(url, signer, count))
     return tiers
 
@@ -99,8 +113,9 @@ class RemoteTier:
         self.signer = signer
         #: uploads need a secret to sign with; without one a tier is only read
         self.writable = not url.read_only and signer is not None
+        self.names = entries.Names(url.key_id or (signer.key_id if signer else "unsigned"))
         self._count = count
-        self._backend = backend or make_backend(url)
+        self._backend = backend
         self._errors_in_a_row = 0
         self.last_error = ""
         self._warned: set[str] = set()
@@ -121,7 +136,7 @@ class RemoteTier:
 
     def fetch_kernels(self, keys: list[str], toolchain: str) -> dict[str, Bundle]:
         """The checked bundles holding ``keys``' kernels (those this tier has and may give)."""
-        values = self._call(self._backend.get_many, [entries.kernel_name(k) for k in keys])
+        values = self._call("get_many", [self.names.kernel(k) for k in keys])
         if values is FAILED:
             return {}
         records: dict[str, KernelRecord] = {}
@@ -136,7 +151,7 @@ class RemoteTier:
             except RefusedEntry as exc:
                 self._refuse(exc)
         digests = sorted({r.artifact for r in records.values()})
-        blobs = self._call(self._backend.get_many, [entries.artifact_name(d) for d in digests])
+        blobs = self._call("get_many", [self.names.artifact(d) for d in digests])
         if blobs is FAILED:
             return {}
         by_digest = dict(zip(digests, blobs))
@@ -162,18 +177,17 @@ class RemoteTier:
         if not (self.writable and self.on):
             return
         digest = bundle.meta.digest
-        present = digest not in self._damaged and self._call(
-            self._backend.exists, entries.artifact_name(digest))
+        present = digest not in self._damaged and self._call("exists", self.names.artifact(digest))
         if present is FAILED:
             return
         if not present:
             blob = bundle.encode(self.signer)
-            if self._call(self._backend.put_many, {entries.artifact_name(digest): blob}) is FAILED:
+            if self._call("put_many", {self.names.artifact(digest): blob}) is FAILED:
                 return
             self.count("bytes_out", len(blob))
-        records = {entries.kernel_name(key): KernelRecord(key, digest, toolchain).encode(self.signer)
+        records = {self.names.kernel(key): KernelRecord(key, digest, toolchain).encode(self.signer)
                    for key in bundle.meta.kernel_keys}
-        if self._call(self._backend.put_many, records) is not FAILED:
+        if self._call("put_many", records) is not FAILED:
             self.count("uploads", len(records))
             self.count("bytes_out", sum(len(v) for v in records.values()))
 
@@ -181,7 +195,7 @@ class RemoteTier:
 
     def fetch_data(self, key: str) -> bytes | None:
         """The checked bytes of the data entry ``key`` (as the local store keeps them)."""
-        values = self._call(self._backend.get_many, [entries.data_name(key)])
+        values = self._call("get_many", [self.names.data(key)])
         if values is FAILED:
             return None
         if values[0] is None:
@@ -200,7 +214,7 @@ class RemoteTier:
         if not (self.writable and self.on):
             return
         value = entries.encode_data(key, blob, self.signer)
-        if self._call(self._backend.put_many, {entries.data_name(key): value}) is not FAILED:
+        if self._call("put_many", {self.names.data(key): value}) is not FAILED:
             self.count("uploads")
             self.count("bytes_out", len(value))
 
@@ -211,30 +225,31 @@ class RemoteTier:
         probe written, read back, checked and removed), and whether the entries this tier
         holds for ``kernel_keys`` (some of the local cache's) carry valid signatures."""
         probe_key = "0" * 32
-        name = entries.data_name(probe_key)
-        present = self._call(self._backend.exists, name)
+        name = self.names.data(probe_key)
+        present = self._call("exists", name)
         if present is FAILED:
             return [("reachable", "FAIL", self.last_error or _switched_off.get(self.name, ""))]
         checks = [("reachable", "ok", f"{self.url.connect_timeout * 1000:.0f} ms connect, "
                                       f"{self.url.operation_timeout * 1000:.0f} ms operation "
-                                      "timeouts")]
+                                      f"timeouts; entries under key id {self.names.key_id}")]
         if not self.writable:
             why = "|read-only" if self.url.read_only else "no secret to sign with"
             checks.append(("writable", "-", f"read-only ({why})"))
         else:
             value = entries.encode_data(probe_key, b"sobuild doctor", self.signer)
-            stored = self._call(self._backend.put_many, {name: value})
-            back = self._call(self._backend.get_many, [name]) if stored is not FAILED else FAILED
-            self._call(self._backend.delete, name)
+            stored = self._call("put_many", {name: value})
+            back = self._call("get_many", [name]) if stored is not FAILED else FAILED
+            self._call("delete", name)
             if back is FAILED or back[0] != value:
                 checks.append(("writable", "FAIL", self.last_error or
                                "a probe written could not be read back unchanged"))
             else:
                 checks.append(("writable", "ok", "a signed probe was written, read back and "
                                                  "removed"))
-        values = self._call(self._backend.get_many, [entries.kernel_name(k) for k in kernel_keys])
+        values = self._call("get_many", [self.names.kernel(k) for k in kernel_keys])
         if values is FAILED or not any(values):
-            checks.append(("signatures", "-", "none of this cache's kernels is on the tier"))
+            checks.append(("signatures", "-", "none of this cache's kernels is on the tier under "
+                           f"key id {self.names.key_id} (another secret has another key id)"))
             return checks
         refused: dict[str, int] = {}
         found = 0
@@ -253,8 +268,9 @@ class RemoteTier:
 
     # -- bounds ---------------------------------------------------------------------------
 
-    def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
-        """``operation(*args, timeouts)``; FAILED when it fails or the tier is off."""
+    def _call(self, operation: str, *args: Any) -> Any:
+        """The backend's ``operation(*args, timeouts)``; FAILED when it fails or the tier is
+        off. Failures, and successes slower than a connect may take, spend the budget."""
         if not self.on:
             return FAILED
         budget = process_budget()
@@ -263,9 +279,11 @@ class RemoteTier:
             self._switch_off("the remote wait budget (SOBUILD_REMOTE_BUDGET) is spent")
             return FAILED
         timeouts = Timeouts(min(self.url.connect_timeout, operation_timeout), operation_timeout)
+        if self._backend is None:
+            self._backend = make_backend(self.url)
         start = time.monotonic()
         try:
-            result = operation(*args, timeouts)
+            result = getattr(self._backend, operation)(*args, timeouts)
         except RemoteUnavailable as exc:
             budget.left -= time.monotonic() - start
             self.last_error = str(exc)
@@ -278,6 +296,12 @@ class RemoteTier:
                                  f"the last error: {exc}")
             return FAILED
         self._errors_in_a_row = 0
+        elapsed = time.monotonic() - start
+        if elapsed > self.url.connect_timeout:  # answering, but slowly
+            budget.left -= elapsed
+            if budget.left <= 0:
+                self._switch_off(f"it answers slowly ({elapsed:.2f} s for one operation) and "
+                                 "the remote wait budget (SOBUILD_REMOTE_BUDGET) is spent")
         return result
 
     def _switch_off(self, why: str) -> None:

@@ -8,11 +8,14 @@ Entries are separated by spaces; each is a URL, then attributes after ``|``:
     connect-timeout=MS     connect timeout in milliseconds (default 100)
     operation-timeout=MS   timeout of one operation in milliseconds (default 1000)
     trust-unsigned         use entries without a valid signature (an explicit opt-out)
-    reshare                upload also what this process found in the local tiers
+    key-id=ID              whose entries to read without their secret (with trust-unsigned;
+                           `sobuild doctor` shows a secret's key id)
+    reshare                upload also the kernels this process found in its own cache
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +36,7 @@ class RemoteURL:
     operation_timeout: float = DEFAULT_OPERATION_TIMEOUT
     trust_unsigned: bool = False
     reshare: bool = False
+    key_id: str = ""
 
     def __repr__(self) -> str:
         return f"<sobuild.RemoteURL {self.name}{''.join(self.attributes())}>"
@@ -45,7 +49,7 @@ class RemoteURL:
         return flags + [f"|{name}={round(seconds * 1000)}" for name, seconds, default in (
             ("connect-timeout", self.connect_timeout, DEFAULT_CONNECT_TIMEOUT),
             ("operation-timeout", self.operation_timeout, DEFAULT_OPERATION_TIMEOUT))
-            if seconds != default]
+            if seconds != default] + ([f"|key-id={self.key_id}"] if self.key_id else [])
 
     @property
     def scheme(self) -> str:
@@ -79,6 +83,8 @@ def _parse_one(entry: str) -> RemoteURL:
         try:
             if name in ("read-only", "trust-unsigned", "reshare") and not sep:
                 options[name.replace("-", "_")] = True
+            elif name == "key-id" and re.fullmatch(r"[0-9a-f]{16}", value):
+                options["key_id"] = value
             elif name in ("connect-timeout", "operation-timeout") and sep:
                 milliseconds = float(value)
                 if milliseconds <= 0:
@@ -89,8 +95,8 @@ def _parse_one(entry: str) -> RemoteURL:
         except ValueError:
             raise ConfigError(
                 f"{attribute!r} (of {_redacted(url)}) is not an attribute: use "
-                "read-only, connect-timeout=MS, operation-timeout=MS, trust-unsigned or "
-                "reshare") from None
+                "read-only, connect-timeout=MS, operation-timeout=MS, trust-unsigned, "
+                "key-id=ID (16 hex digits) or reshare") from None
     return RemoteURL(url, **options)
 
 

@@ -154,11 +154,10 @@ class StoredEntries:
 
     def names(self, kind: str) -> list[str]:
         """The names of stored entries of ``kind`` (kernel, artifact, data)."""
-        prefix = f"sobuild/1/{kind}/"
+        pattern = f"sobuild/1/*/{kind}/*"  # under every key id
         if isinstance(self.server, RedisServer):
-            return sorted(n.decode() for n in self._redis.keys(prefix + "*"))
-        return sorted(str(p.relative_to(self.server.root))
-                      for p in (self.server.root / prefix).glob("*"))
+            return sorted(n.decode() for n in self._redis.keys(pattern))
+        return sorted(str(p.relative_to(self.server.root)) for p in self.server.root.glob(pattern))
 
     def get(self, name: str) -> bytes:
         if isinstance(self.server, RedisServer):

@@ -15,7 +15,7 @@ def test_a_full_redis_evicts_and_runs_go_on(make_redis_server, secret_file, tmp_
     env = {"SOBUILD_REMOTE": server.url, "SOBUILD_REMOTE_SECRET_FILE": str(secret_file)}
     Machine(tmp_path / "a", **env).run("--kernels", "4", "--tag", "evict")
     client = redis.Redis.from_url(server.url)
-    artifacts = client.keys("sobuild/1/artifact/*")
+    artifacts = client.keys("sobuild/1/*/artifact/*")
     assert artifacts
     for i in range(40):  # other users' entries fill the server: ours are least recent
         client.set(f"other/{i}", os.urandom(64 * 1024))

@@ -75,15 +75,44 @@ def test_unsigned_and_wrongly_signed_entries_are_refused(machines, remote_server
     assert remote_count(victim, "refused_bad_signature") == 1
 
 
-def test_another_teams_secret_is_refused(machines, tmp_path):
+def test_entries_signed_with_another_secret_are_refused(machines, remote_server, tmp_path):
+    """Another secret's entries, copied under the team's key id (by anyone who can write to
+    the server), are refused."""
     _fill(machines, "team")
+    stored = StoredEntries(remote_server)
+    (team_id,) = {name.split("/")[2] for name in stored.names("kernel")}
     other = tmp_path / "other-secret"
     other.write_text(os.urandom(24).hex())
     other.chmod(0o600)
-    victim = machines("victim", SOBUILD_REMOTE_SECRET_FILE=str(other))
-    report = victim.run("--kernels", "2", "--tag", "team")
+    machines("other", SOBUILD_REMOTE_SECRET_FILE=str(other)).run("--kernels", "2", "--tag",
+                                                                 "theirs")
+    theirs = [name for name in stored.names("kernel") if name.split("/")[2] != team_id]
+    assert len(theirs) == 2
+    for name in theirs:  # their records and bundles, copied under the team's key id
+        record = stored.get(name)
+        digest = json.loads(record)["artifact"]
+        bundle = stored.get(name.replace("/kernel/", "/artifact/").rsplit("/", 1)[0]
+                            + f"/{digest}")
+        stored.put(name.replace(name.split("/")[2], team_id, 1), record)
+        stored.put(f"sobuild/1/{team_id}/artifact/{digest}", bundle)
+    victim = machines("victim").run("--kernels", "2", "--tag", "theirs")
+    _built_locally(victim)
+    assert remote_count(victim, "refused_bad_signature") == 2
+
+
+def test_a_machine_with_another_secret_keeps_to_its_own_entries(machines, tmp_path):
+    """A stale secret (or another team) builds and uploads under its own key id: the team's
+    entries are never overwritten, so no machine of the team recompiles."""
+    _fill(machines, "stale")
+    other = tmp_path / "stale-secret"
+    other.write_text(os.urandom(24).hex())
+    other.chmod(0o600)
+    stale = machines("stale", SOBUILD_REMOTE_SECRET_FILE=str(other))
+    report = stale.run("--kernels", "2", "--tag", "stale")
     _built_locally(report)
-    assert remote_count(report, "refused_bad_signature") == 2
+    assert remote_count(report, "uploads") == 2
+    team = machines("team").run("--kernels", "2", "--tag", "stale")
+    assert "builds" not in team["counters"] and remote_count(team, "hits") == 2
 
 
 def test_a_secret_file_others_can_read_is_an_error(machines, secret_file):

@@ -3,6 +3,8 @@ the other loads without compiling; Brian2's cached code generation (data entries
 
 from __future__ import annotations
 
+from sobuild.remote.signing import Signer, read_secret_file
+
 from .conftest import expected_values, remote_count
 
 
@@ -35,7 +37,8 @@ def test_a_process_without_remote_tiers_imports_no_client(tmp_path, machines, re
     assert client in remote["modules"] and "sobuild.remote" in remote["modules"]
 
 
-def test_without_a_secret_a_remote_is_not_trusted_unless_marked(machines, remote_server):
+def test_without_a_secret_a_remote_is_not_trusted_unless_marked(machines, remote_server,
+                                                                secret_file):
     machines("a").run("--kernels", "2", "--tag", "nosecret")  # signed uploads
     no_secret = machines("b", SOBUILD_REMOTE_SECRET_FILE="")
     report = no_secret.run("--kernels", "2", "--tag", "nosecret")
@@ -43,7 +46,8 @@ def test_without_a_secret_a_remote_is_not_trusted_unless_marked(machines, remote
     assert any("not used" in w and "secret" in w for w in report["warnings"])
     assert remote_count(report, "uploads") == 0
 
-    trusting = machines("c", remote=f"{remote_server.url}|trust-unsigned",
+    key_id = Signer(read_secret_file(str(secret_file))).key_id  # what `sobuild doctor` shows
+    trusting = machines("c", remote=f"{remote_server.url}|trust-unsigned|key-id={key_id}",
                         SOBUILD_REMOTE_SECRET_FILE="")
     report = trusting.run("--kernels", "2", "--tag", "nosecret")
     assert report["values"] == expected_values(2)
