@@ -135,19 +135,23 @@ def test_keys_are_equal_in_processes_with_different_string_hashing(cache_dir):
 
 
 def test_canonical_form_orders_sets_and_mappings(codegen):
+    from sobuild.brian_adapter.codegen_canonical import canonical
+
     names = [f"name{i}" for i in range(50)]
     forward, backward = frozenset(names), frozenset(reversed(names))
-    assert repr(codegen.canonical(forward)) == repr(codegen.canonical(backward))
-    assert repr(codegen.canonical(dict.fromkeys(names, 1))) == \
-        repr(codegen.canonical(dict.fromkeys(reversed(names), 1)))
-    assert codegen.canonical({1: "a"}) != codegen.canonical({1.0: "a"})
+    assert repr(canonical(forward)) == repr(canonical(backward))
+    assert repr(canonical(dict.fromkeys(names, 1))) == \
+        repr(canonical(dict.fromkeys(reversed(names), 1)))
+    assert canonical({1: "a"}) != canonical({1.0: "a"})
 
 
 def test_user_function_has_no_canonical_form(codegen):
     from brian2 import Function
 
+    from sobuild.brian_adapter.codegen_canonical import NoCanonicalForm, canonical
+
     user = Function(lambda x: x, arg_units=[1], return_unit=1)
-    with pytest.raises(codegen.NoCanonicalForm):
-        codegen.canonical(user)
-    with pytest.raises(codegen.NoCanonicalForm):
-        codegen.canonical(object())
+    with pytest.raises(NoCanonicalForm):
+        canonical(user)
+    with pytest.raises(NoCanonicalForm):
+        canonical(object())
