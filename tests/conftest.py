@@ -1,12 +1,15 @@
 """Fixtures shared by every test: a fresh cache directory per test, compilers present.
 
-A test that cannot run here (not root, no /proc, no clang++, no tmpfs) goes through
-``cannot_run``: it skips, except under CI=true, where it fails (CI runs as root on Linux,
-so everything runs there). Mark a test ``needs_root`` or ``needs_proc`` for those two.
+A test that cannot run here (not root, no /proc, no fork, no clang++, no tmpfs, no Brian2)
+goes through ``cannot_run``: it skips, except under CI=true, where it fails (CI runs as
+root on Linux with Brian2 installed, so everything runs there). Mark a test ``needs_root``,
+``needs_proc``, ``needs_fork`` or ``brian`` for those four (the tests under tests/brian/
+and tests/codegen_cache/ are marked ``brian`` by their conftest).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -32,15 +35,33 @@ def pytest_configure(config):
         "markers", "needs_root: runs processes as other users (setuid); cannot run otherwise")
     config.addinivalue_line(
         "markers", "needs_proc: reads /proc/<pid>/stat (Linux); cannot run otherwise")
+    config.addinivalue_line(
+        "markers", "needs_fork: forks processes (os.fork); cannot run otherwise")
+
+
+@functools.cache
+def brian2_missing() -> str | None:
+    """Why Brian2 cannot be imported here, or None if it can."""
+    try:
+        import brian2  # noqa: F401
+    except ImportError as exc:
+        return (f"Brian2 cannot be imported ({exc}): it needs Python >= 3.13 and "
+                "pip install -e '.[brian]' (ci/test.sh makes such a .venv)")
+    return None
 
 
 def pytest_runtest_setup(item):
-    """The ``needs_root`` and ``needs_proc`` markers, checked before any fixture is made."""
+    """The ``needs_root``, ``needs_proc``, ``needs_fork`` and ``brian`` markers, checked
+    before any fixture is made."""
     if item.get_closest_marker("needs_root") and (not hasattr(os, "geteuid")
                                                   or os.geteuid() != 0):
         cannot_run("runs processes as other users (setuid), which needs root")
     if item.get_closest_marker("needs_proc") and not os.path.exists("/proc/self/stat"):
         cannot_run("reads /proc/<pid>/stat (Linux)")
+    if item.get_closest_marker("needs_fork") and not hasattr(os, "fork"):
+        cannot_run("forks processes (os.fork)")
+    if item.get_closest_marker("brian") and brian2_missing():
+        cannot_run(brian2_missing())
 
 
 @pytest.fixture

@@ -126,8 +126,8 @@ def test_build_progress_is_reported_per_batch(cache_dir):
     assert calls == []
 
 
+@pytest.mark.brian
 def test_the_brian_adapter_loads_no_cli_library():
-    pytest.importorskip("brian2")
     code = ("import sys, sobuild.brian_adapter\n"
             "print(sorted({'typer', 'rich', 'sqlite_utils', 'click'} & set(sys.modules)))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

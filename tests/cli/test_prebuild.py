@@ -12,8 +12,7 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("brian2")
-pytestmark = pytest.mark.brian
+pytestmark = pytest.mark.brian  # without Brian2: skipped, and failed under CI=true
 
 # Two runs: the magic run() and an explicit Network.run. Neurons start above threshold, so a
 # real simulation spikes at once; build-only mode must give t = 0 and no spikes.
