@@ -5,15 +5,26 @@ persistent cache of Brian2's code generation for every target. It also sets
 ``SOBUILD_BRIAN_AUTOLOAD=1`` (unless set already) for the Python processes this one starts,
 so that they, too, know the target as soon as they import ``brian2`` (see
 ``autoload/_sobuild_autoload.py``).
+
+The adapter hooks into Brian2's internals (see ``hooks``): with a Brian2 it is not tested
+with (``hooks.TESTED_BRIAN2_VERSIONS``) the import warns once, and a hook that cannot be
+installed raises ``hooks.HookError`` naming it, before any hook is installed.
 """
 
 import os as _os
 
-from . import prefs as _prefs  # noqa: F401  (registers prefs.codegen.runtime.sobuild)
-from .codegen_cache import install as _install_codegen_cache
-from .codeobject import SoBuildCodeObject
+from . import hooks as _hooks
 
-_install_codegen_cache()
+_hooks.check_brian2_version()
+
+from . import codegen_cache as _codegen_cache  # noqa: E402
+from . import codeobject as _codeobject  # noqa: E402
+from . import prefs as _prefs  # noqa: E402,F401  (registers prefs.codegen.runtime.sobuild)
+from .codeobject import SoBuildCodeObject  # noqa: E402
+
+_hooks.check_declared()
+_codeobject.install()
+_codegen_cache.install()
 _os.environ.setdefault("SOBUILD_BRIAN_AUTOLOAD", "1")
 
 __all__ = ["SoBuildCodeObject"]

@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
-from brian2.core.network import Network
+from . import clock, hooks
+
+BEFORE_RUN = hooks.declare(__name__, "brian2.core.network", "Network.before_run", "wrap")
 
 _depth = 0
 _pending: list = []  # code objects with kernels not yet built
@@ -72,9 +74,11 @@ def install(load_kernels: Callable[[list], None], fuse_runs: Callable[[Iterable]
     ``load_kernels``; ``fuse_runs`` then gives the network's sobuild objects a fused run."""
     global _load_kernels, _fuse_runs
     _load_kernels, _fuse_runs = load_kernels, fuse_runs
-    original = Network.before_run
-    if getattr(original, "_sobuild_batch", False):
-        return
+    BEFORE_RUN.wrap(_batched)
+
+
+def _batched(original: Callable) -> Callable:
+    """``Network.before_run`` building the network's kernels in one batch."""
 
     @functools.wraps(original)
     def before_run(self, run_namespace):
@@ -88,8 +92,6 @@ def install(load_kernels: Callable[[list], None], fuse_runs: Callable[[Iterable]
                 discard_pending()
             raise
         _depth -= 1
-        from . import clock
-
         if not _depth:
             if _pending and clock.KERNEL.func is None:
                 queue(clock.KERNEL)  # built in the network's batch
@@ -100,5 +102,4 @@ def install(load_kernels: Callable[[list], None], fuse_runs: Callable[[Iterable]
             _load_kernels([clock.KERNEL])
         clock.bind_advance({obj.clock for obj in objects}, uses_sobuild)
 
-    before_run._sobuild_batch = True
-    Network.before_run = before_run
+    return before_run

@@ -13,18 +13,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import brian2
+from . import hooks
+
+CLEAR_CACHE = hooks.declare(__name__, "brian2", "clear_cache", "wrap")
+CACHE_DIRS = hooks.declare(__name__, "brian2", "_cache_dirs_and_extensions", "register",
+                           hooks.an_instance_of(dict))
 
 TARGET = "sobuild"
 NAMESPACE = "brian2"
 #: Directories of a cache that only sobuild writes into, and its files at the top.
-_STORE_DIRS = {"artifacts", "kernels", "data", "locks", "failed", "tmp", "toolchains"}
+_STORE_DIRS = {"artifacts", "kernels", "data", "locks", "failed", "tmp", "toolchains", "pch"}
 _STORE_FILES = ("index.sqlite",)  # with -wal, -shm, -journal
 
 
 def register(root: str | os.PathLike) -> None:
     """Tell Brian2 where the 'sobuild' target's cache is."""
-    brian2._cache_dirs_and_extensions[TARGET] = (os.fspath(root), _STORE_FILES)
+    CACHE_DIRS.get()[TARGET] = (os.fspath(root), _STORE_FILES)
 
 
 def _check_no_foreign_files(root: Path) -> None:
@@ -51,10 +55,10 @@ def clear_brian_entries(root: str | os.PathLike) -> int:
 
 def install() -> None:
     """Route ``brian2.clear_cache('sobuild')`` to :func:`clear_brian_entries`."""
-    original = brian2.clear_cache
-    if getattr(original, "_sobuild", False):
-        return
+    CLEAR_CACHE.wrap(_clearing_sobuild)
 
+
+def _clearing_sobuild(original):
     def clear_cache(target):
         if target != TARGET:
             return original(target)
@@ -68,5 +72,4 @@ def install() -> None:
         codegen_cache.clear()
 
     clear_cache.__doc__ = original.__doc__
-    clear_cache._sobuild = True
-    brian2.clear_cache = clear_cache
+    return clear_cache

@@ -16,6 +16,10 @@ from brian2.core.clocks import Clock
 
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
+from . import hooks
+
+#: The method each clock of a network with sobuild code objects gets an instance attribute for.
+ADVANCE = hooks.declare(__name__, "brian2.core.clocks", "Clock.advance", "shadow")
 
 SOURCE = """\
 #include <stdint.h>

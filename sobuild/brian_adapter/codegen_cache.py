@@ -25,8 +25,6 @@ corrupt, unreadable or untrusted entry is recomputed (warned about once), never 
 
 from __future__ import annotations
 
-import importlib
-import logging
 import pickle
 import time
 import warnings
@@ -38,7 +36,7 @@ from brian2.utils.caching import cached
 
 from ..errors import SobuildError, UntrustedEntryError
 from ..keys import data_key
-from . import codegen_effects
+from . import codegen_effects, hooks
 from . import prefs as sobuild_prefs
 from .codegen_canonical import Environment, NoCanonicalForm, canonical
 
@@ -61,6 +59,17 @@ FUNCTIONS = (
 )
 
 _CACHED_CODE = cached(lambda: None).__code__
+
+
+def _cached(value: Any) -> str | None:
+    if getattr(value, "__code__", None) is _CACHED_CODE:
+        return None
+    return "it is not decorated with Brian2's @cached (brian2.utils.caching.cached) any more"
+
+
+#: Their hooks: the function inside each one's @cached closure is replaced.
+CACHED_FUNCTIONS = tuple(hooks.declare(__name__, module, path, "cell", _cached)
+                         for module, path in FUNCTIONS)
 
 
 _warned: set[str] = set()
@@ -172,12 +181,9 @@ def _discard(cache, key: str) -> None:
     cache.remove_data(key)
 
 
-def _decorated(module: str, path: str) -> Callable:
-    obj: Any = importlib.import_module(module)
-    for part in path.split("."):
-        owner, obj = obj, getattr(obj, part)
-    raw = vars(owner).get(part, obj)  # a staticmethod holds the decorated function
-    return getattr(raw, "__func__", raw)
+def func_cell(decorated: Callable) -> Any:
+    """The cell of a @cached function's closure that holds the function it decorates."""
+    return decorated.__closure__[decorated.__code__.co_freevars.index("func")]
 
 
 #: The installed stand-ins, by the qualified name of the function they persist.
@@ -187,13 +193,8 @@ installed: dict[str, PersistentFunction] = {}
 def install() -> None:
     """Route Brian2's @cached functions through the persistent cache (idempotent)."""
     environment = Environment()
-    for module, path in FUNCTIONS:
-        decorated = _decorated(module, path)
-        if decorated.__code__ is not _CACHED_CODE:
-            logging.getLogger(__name__).debug("%s.%s is not Brian2's @cached: left alone",
-                                              module, path)
-            continue
-        cell = decorated.__closure__[decorated.__code__.co_freevars.index("func")]
+    cells = [func_cell(hook.get()) for hook in CACHED_FUNCTIONS]  # all found before any changes
+    for cell in cells:
         if not isinstance(cell.cell_contents, PersistentFunction):
             cell.cell_contents = PersistentFunction(cell.cell_contents, environment)
             installed[cell.cell_contents.name] = cell.cell_contents

@@ -26,9 +26,18 @@ from brian2.units import fundamentalunits
 from brian2.units.fundamentalunits import Unit, UnitRegistry
 from brian2.utils.logger import BrianLogger
 
+from . import hooks
+
+LOG = hooks.declare(__name__, "brian2.utils.logger", "BrianLogger._log", "wrap")
+ADD_UNIT = hooks.declare(__name__, "brian2.units.fundamentalunits", "UnitRegistry.add", "wrap")
+
 _recordings: list[list[tuple]] = []
 
+#: The registries whose new units are recorded, by name in ``brian2.units.fundamentalunits``.
 _REGISTRIES = ("standard_unit_register", "additional_unit_register", "user_unit_register")
+REGISTRIES = {name: hooks.declare(__name__, "brian2.units.fundamentalunits", name, "read",
+                                  hooks.an_instance_of(UnitRegistry))
+              for name in _REGISTRIES}
 
 
 @contextmanager
@@ -51,33 +60,36 @@ def _registry_name(registry: UnitRegistry) -> str | None:
 
 def install() -> None:
     """Wrap Brian2's logger and unit registries to record events (idempotent)."""
-    original = BrianLogger._log
-    if not getattr(original, "_sobuild_recorder", False):
-        @functools.wraps(original)
-        def _log(self, log_level, msg, name_suffix, once):
-            for recording in _recordings:
-                recording.append(("log", self.name, self.filter_name, log_level, msg,
-                                  name_suffix, once))
-            return original(self, log_level, msg, name_suffix, once)
+    for hook in REGISTRIES.values():
+        hook.get()
+    LOG.wrap(_recording_log)
+    ADD_UNIT.wrap(_recording_add)
 
-        _log._sobuild_recorder = True
-        BrianLogger._log = _log
 
-    original_add = UnitRegistry.add
-    if not getattr(original_add, "_sobuild_recorder", False):
-        @functools.wraps(original_add)
-        def add(self, u):
-            if _recordings:
-                registry = _registry_name(self)
-                if registry is not None:
-                    event = ("unit", registry, u.dim, u.scale, u._name, u._dispname,
-                             u._latexname, u.iscompound)
-                    for recording in _recordings:
-                        recording.append(event)
-            return original_add(self, u)
+def _recording_log(original):
+    @functools.wraps(original)
+    def _log(self, log_level, msg, name_suffix, once):
+        for recording in _recordings:
+            recording.append(("log", self.name, self.filter_name, log_level, msg,
+                              name_suffix, once))
+        return original(self, log_level, msg, name_suffix, once)
 
-        add._sobuild_recorder = True
-        UnitRegistry.add = add
+    return _log
+
+
+def _recording_add(original):
+    @functools.wraps(original)
+    def add(self, u):
+        if _recordings:
+            registry = _registry_name(self)
+            if registry is not None:
+                event = ("unit", registry, u.dim, u.scale, u._name, u._dispname,
+                         u._latexname, u.iscompound)
+                for recording in _recordings:
+                    recording.append(event)
+        return original(self, u)
+
+    return add
 
 
 def replay(events: list[tuple]) -> None:

@@ -16,7 +16,6 @@ import brian2
 import numpy as np
 from brian2.codegen.codeobject import CodeObject, constant_or_scalar
 from brian2.codegen.generators.cpp_generator import CPPCodeGenerator, c_data_type
-from brian2.codegen.targets import codegen_targets
 from brian2.codegen.templates import Templater
 from brian2.core.base import BrianObject, BrianObjectException
 from brian2.core.preferences import prefs
@@ -26,12 +25,17 @@ from brian2.utils.stringtools import get_identifiers
 from ..config import Settings
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
-from . import batch, clear, random_numbers
+from . import batch, clear, hooks, random_numbers
 from .arguments import FIRST_SLOT, build_arguments
 from .names import canonicalizer
 from .prefs import get_cache
 
-__all__ = ["SoBuildCodeObject", "brian_headers", "load_kernels"]
+__all__ = ["SoBuildCodeObject", "brian_headers", "install", "load_kernels"]
+
+TARGETS = hooks.declare(__name__, "brian2.codegen.targets", "codegen_targets", "register",
+                        hooks.an_instance_of(set))
+#: What an object's fused run (``fuse_runs``) shadows.
+RUN = hooks.declare(__name__, "brian2.core.base", "BrianObject.run", "shadow")
 
 BLOCKS = ("before_run", "run", "after_run")
 ENTRY = "int run(void* const* _args)"
@@ -292,8 +296,12 @@ def load_kernels(objects: list[SoBuildCodeObject]) -> None:
         obj._bind(funcs[id(obj)])
 
 
-random_numbers.register(SoBuildCodeObject)
-codegen_targets.add(SoBuildCodeObject)
-batch.install(load_kernels, fuse_runs)
-clear.install()
-clear.register(Settings.from_env(prefs["codegen.runtime.sobuild.cache_dir"]).cache_dir)
+def install() -> None:
+    """Make 'sobuild' a Brian2 target: its rand()/randn(), its place among the targets, the
+    batch build of a network, ``clear_cache('sobuild')``."""
+    RUN.get()
+    random_numbers.register(SoBuildCodeObject)
+    TARGETS.get().add(SoBuildCodeObject)
+    batch.install(load_kernels, fuse_runs)
+    clear.install()
+    clear.register(Settings.from_env(prefs["codegen.runtime.sobuild.cache_dir"]).cache_dir)

@@ -24,11 +24,24 @@ import ctypes
 import functools
 
 import numpy as np
-from brian2.core.functions import DEFAULT_FUNCTIONS
-from brian2.devices.device import RANDOM_BUFFER_SIZE, all_devices
+from brian2.devices.device import RANDOM_BUFFER_SIZE
 from brian2.utils.logger import get_logger
 
+from . import hooks
+
 logger = get_logger(__name__)
+
+#: The functions given a 'sobuild' implementation, and the runtime device's buffers (and
+#: their indices) that the implementation draws from.
+IMPLEMENTATIONS = {
+    name: hooks.declare(__name__, "brian2.core.functions",
+                        f"DEFAULT_FUNCTIONS.{name}.implementations", "register",
+                        hooks.with_method("add_implementation"))
+    for name in ("rand", "randn")}
+BUFFERS = {
+    f"{name}{suffix}": hooks.declare(__name__, "brian2.devices.device",
+                                     f"all_devices.runtime.{name}{suffix}", "read")
+    for name in ("rand", "randn") for suffix in ("_buffer", "_buffer_index")}
 
 #: The address of the ``aug_bitgen_t`` of numpy's global RandomState, read by the
 #: kernels; its ``bit_generator`` is the ``bitgen_t`` that ``rand(n)`` and ``randn(n)`` use.
@@ -119,16 +132,17 @@ def refresh_generator() -> None:
 
 def register(codeobj_class: type) -> None:
     """Add the C++ rand() and randn() implementations for ``codeobj_class``."""
-    device = all_devices["runtime"]
+    implementations = {name: hook.get() for name, hook in IMPLEMENTATIONS.items()}
+    buffers = {name: hook.get() for name, hook in BUFFERS.items()}
     refresh_generator()
     for name, kind in (("rand", "uniform"), ("randn", "normal")):
-        DEFAULT_FUNCTIONS[name].implementations.add_implementation(
+        implementations[name].add_implementation(
             codeobj_class,
             code=_CODE.format(name=name, kind=kind, size=RANDOM_BUFFER_SIZE),
             name=f"_{name}",
             namespace={
-                f"_{name}_buffer": getattr(device, f"{name}_buffer"),
-                f"_{name}_buffer_index": getattr(device, f"{name}_buffer_index"),
+                f"_{name}_buffer": buffers[f"{name}_buffer"],
+                f"_{name}_buffer_index": buffers[f"{name}_buffer_index"],
                 f"_{name}_generator": GENERATOR,
             },
         )
