@@ -126,7 +126,8 @@ def test_a_secret_file_others_can_read_is_an_error(machines, secret_file):
 def test_a_server_answering_500_costs_a_few_errors_then_is_switched_off(
         machines, make_nginx_server):
     broken = make_nginx_server().broken_url
-    report = machines("a", remote=broken).run("--kernels", "2", "--tag", "500")
+    machine = machines("a", remote=broken, SOBUILD_REMOTE_BUDGET="0.5")
+    report = machine.run("--kernels", "2", "--tag", "500")
     _built_locally(report)
     assert 1 <= remote_count(report, "errors") <= 3
     assert remote_count(report, "switched_off") <= 1
@@ -136,7 +137,8 @@ def test_a_server_answering_500_costs_a_few_errors_then_is_switched_off(
 def test_an_unreachable_remote_is_switched_off(machines, remote_server):
     url = remote_server.url
     remote_server.kill9()  # nothing listens on its port any more
-    report = machines("a", remote=url).run("--kernels", "2", "--tag", "down")
+    machine = machines("a", remote=url, SOBUILD_REMOTE_BUDGET="0.5")
+    report = machine.run("--kernels", "2", "--tag", "down")
     _built_locally(report)
     assert 1 <= remote_count(report, "errors") <= 3
     assert report["budget_left"] > 0.25  # a refused connection costs next to nothing
@@ -146,15 +148,17 @@ def test_a_hung_server_costs_at_most_the_wait_budget(machines, remote_server):
     _fill(machines, "hung")
     remote_server.stop()  # accepts connections (the kernel does), never answers
     try:
-        report = machines("victim").run("--kernels", "2", "--tag", "hung")
+        victim = machines("victim", remote=f"{remote_server.url}|operation-timeout=5000",
+                          SOBUILD_REMOTE_BUDGET="0.5")
+        report = victim.run("--kernels", "2", "--tag", "hung")
     finally:
         remote_server.cont()
     _built_locally(report)
     assert remote_count(report, "switched_off") == 1
     # each operation's timeout was cut to what was left of the budget, so the wait ended at
-    # the budget, give or take the process's own latency (a 1 s operation timeout alone
-    # would have left it at -0.5 s or below)
-    assert -0.4 < report["budget_left"] <= 0.05
+    # the budget, give or take the process's own latency (the 5 s operation timeout alone
+    # would have left it at -4.5 s or below)
+    assert -2.0 < report["budget_left"] <= 0.05
     assert any("switched off" in w and "budget" in w for w in report["warnings"])
 
 
