@@ -17,17 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from skipping import IN_CI, cannot_run  # noqa: F401  (tests/ is on sys.path)
 
 import sobuild
-
-IN_CI = os.environ.get("CI") == "true"
-
-
-def cannot_run(reason: str) -> None:
-    """Skip the test, or fail it under CI=true."""
-    if IN_CI:
-        pytest.fail(f"cannot run under CI: {reason}")
-    pytest.skip(reason)
 
 
 def pytest_configure(config):

@@ -8,7 +8,6 @@ without it, and fail under CI=true)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skipping import cannot_run
 
 import sobuild
 from sobuild import CompilerNotFoundError
@@ -28,18 +28,6 @@ from sobuild.toolchains.probes import ProbeRecords
 
 from .kernels import scale_spec
 
-
-def _root_conftest():
-    """tests/conftest.py by its path (``import conftest`` gives whichever conftest.py pytest
-    loaded last: they all have that module name)."""
-    spec = importlib.util.spec_from_file_location("_tests_root_conftest",
-                                                  Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cannot_run = _root_conftest().cannot_run
 GXX = shutil.which("g++")
 PATH = os.environ["PATH"]
 #: What probing a GCC-compatible compiler runs, by first argument.

@@ -7,7 +7,6 @@ Without the program, the test goes through ``cannot_run`` (skips, fails under CI
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,36 +15,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from skipping import cannot_run
 
 from .servers import NginxDavServer, RedisServer, find_program
 
 
-def _root_conftest():
-    """tests/conftest.py, loaded by its path: ``import conftest`` gives whichever conftest.py
-    outside a package pytest loaded last (they all have that module name)."""
-    spec = importlib.util.spec_from_file_location("_tests_root_conftest",
-                                                  Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _factory(tmp_path: Path, kind: type, program_name: str, package: str):
+    """A fixture's factory of ``kind`` servers, and the servers it made (to close)."""
+    program = find_program(program_name)
+    servers: list = []
 
+    def make(**options):
+        if program is None:
+            cannot_run(f"{program_name} is not installed (apt-get install {package})")
+        server = kind(tmp_path / f"{program_name}-{len(servers)}", program=program, **options)
+        servers.append(server)
+        return server
 
-cannot_run = _root_conftest().cannot_run
+    return make, servers
 
 
 @pytest.fixture
 def make_redis_server(tmp_path) -> Iterator[Callable[..., RedisServer]]:
     """``make_redis_server(maxmemory="2mb", policy="allkeys-lru")``: a new ``RedisServer``."""
-    program = find_program("redis-server")
-    servers: list[RedisServer] = []
-
-    def make(**options) -> RedisServer:
-        if program is None:
-            cannot_run("redis-server is not installed (apt-get install redis-server)")
-        server = RedisServer(tmp_path / f"redis-{len(servers)}", program=program, **options)
-        servers.append(server)
-        return server
-
+    make, servers = _factory(tmp_path, RedisServer, "redis-server", "redis-server")
     yield make
     for server in servers:
         server.close()
@@ -60,16 +53,7 @@ def redis_server(make_redis_server) -> RedisServer:
 @pytest.fixture
 def make_nginx_server(tmp_path) -> Iterator[Callable[[], NginxDavServer]]:
     """``make_nginx_server()``: a new ``NginxDavServer``."""
-    program = find_program("nginx")
-    servers: list[NginxDavServer] = []
-
-    def make() -> NginxDavServer:
-        if program is None:
-            cannot_run("nginx is not installed (apt-get install nginx)")
-        server = NginxDavServer(tmp_path / f"nginx-{len(servers)}", program=program)
-        servers.append(server)
-        return server
-
+    make, servers = _factory(tmp_path, NginxDavServer, "nginx", "nginx")
     yield make
     for server in servers:
         server.close()

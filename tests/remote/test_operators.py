@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .conftest import cannot_run
+from skipping import cannot_run
 
 SOBUILD = Path(sys.executable).with_name("sobuild")
 
