@@ -35,10 +35,10 @@ import warnings
 import numpy as np
 
 import sobuild
-import sobuild.compilation.ninja  # noqa: F401
-import sobuild.compilation.translation_unit  # noqa: F401
 import sobuild.builder  # noqa: F401
 import sobuild.cache  # noqa: F401
+import sobuild.compilation.ninja  # noqa: F401
+import sobuild.compilation.translation_unit  # noqa: F401
 import sobuild.store.prune  # noqa: F401
 
 ENTRY = "void run(double* v, int32_t n)"
