@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING
 import xxhash
 
 from .config import Settings, setting
-from .errors import BuildFailure
+from .errors import BuildFailure, UntrustedEntryError
 from .spec import KernelSpec
 from .store.locks import KeyLock
 from .store.meta import ArtifactMeta
 from .store.publish import explain_os_error, remove_tree
-from .store.store import Store, artifact_meta
+from .store.store import BrokenEntryError, Store, artifact_meta
 from .toolchains.base import Toolchain
 
 if TYPE_CHECKING:
     from .compilation.ninja import Progress, UnitResult
+    from .compilation.pch import PrecompiledHeader
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Builder:
 
     def _build_and_publish(self, items: dict[str, KernelSpec], outcome: Outcome) -> None:
         from .compilation.ninja import Unit, build_units  # the warm path never needs them
+        from .compilation.pch import GUARD
         from .compilation.translation_unit import partition, render
 
         toolchain = self.toolchain
@@ -142,30 +144,99 @@ class Builder:
                                timeout=self.settings.build_timeout)
 
         try:
-            units = [Unit(f"unit{i}", group, render(group, toolchain))
-                     for i, group in enumerate(partition(list(items.items()), self.jobs))]
-            retry = []
+            groups = partition(list(items.items()), self.jobs)
+            pchs = self._precompiled_headers(groups)
+            units = [Unit(f"unit{i}", group, render(group, toolchain, pch and GUARD), pch)
+                     for i, (group, pch) in enumerate(zip(groups, pchs))]
+            retry: list[tuple[tuple[str, KernelSpec], PrecompiledHeader | None]] = []
             for result in run(units, build_dir):
+                pch = result.unit.pch
                 if result.ok:
                     self._publish(result, outcome)
-                elif len(result.unit.kernels) > 1 and not result.timed_out:
-                    retry.extend(result.unit.kernels)  # find which kernel broke the unit
+                elif not result.timed_out and (len(result.unit.kernels) > 1
+                                               or (pch is not None and not pch.ready)):
+                    # find which kernel broke the unit; or, when its precompiled header
+                    # did not build either, let the error name the kernel's own file
+                    usable = pch if pch is not None and pch.ready else None
+                    retry += [(kv, usable) for kv in result.unit.kernels]
                 else:
                     outcome.failures.extend(self._failures(result))
             if retry:
                 solo_dir = build_dir / "solo"
                 solo_dir.mkdir()
-                units = [Unit(f"solo{i}", [kv], render([kv], toolchain))
-                         for i, kv in enumerate(retry)]
+                units = [Unit(f"solo{i}", [kv], render([kv], toolchain, pch and GUARD), pch)
+                         for i, (kv, pch) in enumerate(retry)]
                 for result in run(units, solo_dir):
                     if result.ok:
                         self._publish(result, outcome)
                     else:
                         outcome.failures.extend(self._failures(result))
+            self._publish_pchs(pchs)
         except OSError as exc:
             raise explain_os_error(exc, self.store.root) from exc
         finally:
             remove_tree(build_dir)
+
+    def _precompiled_headers(self, groups: list[list[tuple[str, KernelSpec]]]
+                             ) -> list[PrecompiledHeader | None]:
+        """The precompiled header each unit of ``groups`` is compiled with (None: none).
+
+        Units with the same one share it; one the cache holds, checked, is used as it is, any
+        other is built in this run (``SOBUILD_PCH``: auto, 0 or 1; see ``compilation.pch``).
+        """
+        from .compilation.pch import plan
+
+        mode = setting("SOBUILD_PCH")
+        if mode is False or not self.toolchain.precompiled_headers:
+            return [None] * len(groups)
+        chosen: dict[str, PrecompiledHeader] = {}
+        result: list[PrecompiledHeader | None] = []
+        for group in groups:
+            pch = plan(group, self.toolchain, force=mode is True)
+            if pch is not None:
+                if pch.key not in chosen:
+                    pch.cached = self._cached_pch(pch.key)
+                    chosen[pch.key] = pch
+                pch = chosen[pch.key]
+            result.append(pch)
+        return result
+
+    def _cached_pch(self, key: str) -> bytes | None:
+        """The checked bytes of the cache's precompiled header ``key``; None to build it (a
+        broken one, or one that read a system header changed since, is removed first; an
+        untrusted one is never read)."""
+        from .compilation.pch import stale
+
+        try:
+            found = self.store.open_pch(key)
+        except BrokenEntryError:
+            self.store.discard_pch(key)
+            return None
+        except (UntrustedEntryError, OSError):
+            return None
+        if found is None:
+            return None
+        content, meta = found
+        if stale(meta.get("depends")) is not None:
+            self.store.discard_pch(key)
+            return None
+        return content
+
+    def _publish_pchs(self, pchs: list[PrecompiledHeader | None]) -> None:
+        """Publish the precompiled headers this build made. Failing to keep one (a full
+        disk, say) fails no kernel: the next build makes it again."""
+        toolchain = self.toolchain
+        published = set()
+        for pch in pchs:
+            if pch is None or id(pch) in published or not (pch.built_here and pch.ready):
+                continue
+            published.add(id(pch))
+            info = {"toolchain": toolchain.short_name, "flags": list(pch.flags),
+                    "build_seconds": pch.seconds, "depends": pch.depends}
+            try:
+                self.store.publish_pch(pch.key, pch.text, pch.binary, info)
+            except OSError:
+                pass
 
     def _publish(self, result: UnitResult, outcome: Outcome) -> None:
         """Publish one built unit as an artifact, then its kernel keys."""

@@ -492,8 +492,10 @@ def verify(cache_dir: CacheDirOption = None,
     if _missing(store):
         return
     report = verify_store(store)
+    pchs = (f", {_n(report.precompiled_headers, 'precompiled header')}"
+            if report.precompiled_headers else "")
     print(f"checked {_n(report.artifacts, 'shared object')}, {_n(report.kernels, 'kernel key')}, "
-          f"{_n(report.data, 'data entry', 'data entries')} in {store.root}")
+          f"{_n(report.data, 'data entry', 'data entries')}{pchs} in {store.root}")
     if report.problems:
         print_table(f"{len(report.problems)} problem(s)", ["problem", "where", "detail"],
                     [[p.kind, relative(store.root, p.path), p.detail] for p in report.problems])
@@ -518,7 +520,10 @@ def clear(cache_dir: CacheDirOption = None,
           failed: Annotated[bool, typer.Option(
               "--failed", help="Remove only the remembered build failures, so that those "
                                "kernels are built again.")] = False) -> None:
-    """Remove every entry (kernels, shared objects, data entries, failed builds)."""
+    """Remove every entry (kernels, shared objects, data entries, failed builds, precompiled
+    headers)."""
+    from .store.prune import pch_rows
+
     store = _store(_settings(cache_dir))
     if _missing(store):
         return
@@ -529,11 +534,12 @@ def clear(cache_dir: CacheDirOption = None,
         return
     if not yes and not typer.confirm(f"remove every entry of the cache at {store.root}?"):
         raise fail("nothing removed (answer y, or pass --yes)")
-    before = sum(r["bytes"] for r in store.entries().rows)
+    before = sum(r["bytes"] for r in [*store.entries().rows, *pch_rows(store.layout)])
     counts = store.clear()
+    pchs = f", {_n(counts['pch'], 'precompiled header')}" if counts["pch"] else ""
     print(f"removed {_n(counts['shared_objects'], 'shared object')}, "
           f"{_n(counts['kernels'], 'kernel key')}, "
-          f"{_n(counts['data'], 'data entry', 'data entries')} and "
+          f"{_n(counts['data'], 'data entry', 'data entries')}{pchs} and "
           f"{_n(counts['failed'], 'failed build')} from {store.root}, "
           f"freeing {format_size(before)}")
 

@@ -136,6 +136,8 @@ VARIABLES: dict[str, Variable] = {
                                lambda text: repr(redact_passwords(text))),
     "SOBUILD_REMOTE_BUDGET": Variable(parse_duration, 0.5, "longest time failing remote "
                                                            "operations may cost a process"),
+    "SOBUILD_PCH": Variable(parse_optional_flag, None, "precompiled headers of heavy "
+                                                      "prologues: auto, 0 (none) or 1 (all)"),
 }
 # The team secret that signs remote entries, SOBUILD_REMOTE_SECRET_FILE (a file of mode 600)
 # or SOBUILD_REMOTE_SECRET, is read by sobuild.remote.signing alone, only when a remote is set.

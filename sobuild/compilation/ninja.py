@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import SobuildError
 from ..spec import KernelSpec, check_text
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
+from .pch import PrecompiledHeader, read_depends
 
 #: Room a failed build must have had to count as a compile error rather than a full disk:
 #: a compiler that failed for want of space deletes what it wrote, so "no room" is not 0.
@@ -28,11 +29,13 @@ ROOM_NEEDED = 1 << 20
 
 @dataclass
 class Unit:
-    """A translation unit to build: its kernels (one build group) and its files."""
+    """A translation unit to build: its kernels (one build group) and its files; ``pch``:
+    the precompiled header of its head, when it is compiled with one (see ``pch``)."""
 
     name: str
     kernels: list[tuple[str, KernelSpec]]
     source: str
+    pch: PrecompiledHeader | None = None
 
     @property
     def spec(self) -> KernelSpec:
@@ -82,7 +85,11 @@ def write_build_file(units: list[Unit], build_dir: Path, toolchain: Toolchain) -
     every text goes into build.ninja escaped: nothing of a spec becomes a line of its own.
     """
     lines = ["ninja_required_version = 1.5", toolchain.ninja_rule("cxx_shared")]
+    if any(unit.pch is not None for unit in units):
+        lines += [toolchain.ninja_rule("cxx_shared_pch", tuple(toolchain.pch_use_argv("$pch"))),
+                  toolchain.pch_rule("cxx_pch")]
     include_dirs: dict[tuple, str] = {}
+    placed: list[PrecompiledHeader] = []
     for unit in units:
         for _, kernel in unit.kernels:
             check_text(kernel)
@@ -99,13 +106,41 @@ def write_build_file(units: list[Unit], build_dir: Path, toolchain: Toolchain) -
         (build_dir / f"{unit.name}.cpp").write_text(unit.source)
         out = f"{unit.name}{toolchain.suffix}"
         flags = toolchain.join_flags(spec.flags or toolchain.default_flags)
-        lines += [f"build {ninja_escape(out)}: cxx_shared {ninja_escape(unit.name + '.cpp')}",
+        rule, after, pch_lines = "cxx_shared", "", []
+        if unit.pch is not None:
+            pch = unit.pch
+            if pch.directory is None:  # its first unit: place it (and build it) here
+                lines += _place_pch(pch, f"pch{len(placed)}", build_dir, toolchain, flags,
+                                    include_dirs[group])
+                placed.append(pch)
+            header = os.path.relpath(pch.header, build_dir)
+            rule, pch_lines = "cxx_shared_pch", [f"  pch = {ninja_value(header)}"]
+            if pch in placed and pch.built_here:
+                after = f" || {ninja_escape(os.path.relpath(pch.binary, build_dir))}"
+        lines += [f"build {ninja_escape(out)}: {rule} {ninja_escape(unit.name + '.cpp')}{after}",
                   f"  flags = {ninja_value(flags)}",
                   f"  incdir = {ninja_value(include_dirs[group])}",
-                  f"  log = {ninja_value(unit.name + '.log')}"]
+                  f"  log = {ninja_value(unit.name + '.log')}", *pch_lines]
     path = build_dir / "build.ninja"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _place_pch(pch: PrecompiledHeader, name: str, build_dir: Path, toolchain: Toolchain,
+               flags: str, incdir: str) -> list[str]:
+    """Write a precompiled header's text into ``build_dir/name/``, with its checked bytes
+    from the cache, or else the lines of build.ninja that build it there."""
+    pch.directory = build_dir / name
+    pch.directory.mkdir()
+    pch.header.write_text(pch.text)
+    if not pch.built_here:
+        pch.binary.write_bytes(pch.cached)
+        return []
+    binary = f"{name}/{pch.binary.name}"
+    return [f"build {ninja_escape(binary)}: cxx_pch {ninja_escape(f'{name}/{pch.header.name}')}",
+            f"  flags = {ninja_value(flags)}",
+            f"  incdir = {ninja_value(incdir)}",
+            f"  log = {ninja_value(name + '.log')}"]
 
 
 def read_ninja_log(build_dir: Path) -> dict[str, float]:
@@ -257,11 +292,21 @@ def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: 
     """
     write_build_file(units, build_dir, toolchain)
     env = {**os.environ, **dict(toolchain.environment)}
+    built_pchs = list({id(u.pch): u.pch for u in units
+                       if u.pch is not None and u.pch.built_here
+                       and u.pch.directory.parent == build_dir}.values())
     if progress is not None:
-        progress(0, len(units))
+        progress(0, len(units) + len(built_pchs))
     output, timed_out = _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))],
                                    build_dir, env, progress, timeout)
     times = read_ninja_log(build_dir)
+    for pch in built_pchs:
+        pch.seconds = times.get(f"{pch.directory.name}/{pch.binary.name}", 0.0)
+        try:
+            pch.log = (build_dir / f"{pch.directory.name}.log").read_text(errors="replace")
+        except OSError:
+            pch.log = ""
+        pch.depends = read_depends(pch.binary.with_name(pch.binary.name + ".d"))
     results = []
     for unit in units:
         out = f"{unit.name}{toolchain.suffix}"
@@ -270,6 +315,8 @@ def build_units(units: list[Unit], build_dir: Path, toolchain: Toolchain, jobs: 
         except OSError:
             log = output  # ninja itself failed before running the compiler
         stopped = timed_out and out not in times  # a killed link may leave half an output
+        if unit.pch is not None:
+            log = unit.pch.describe() + log
         if stopped:
             log = (f"sobuild stopped this build after {timeout:g} s (SOBUILD_BUILD_TIMEOUT)\n"
                    + log)

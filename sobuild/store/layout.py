@@ -5,6 +5,7 @@
     data/<k[:2]>/<key>           header line + payload                  a small data entry (pickled values)
     locks/<k[:2]>/<key>.lock     per-key single-flight build lock
     failed/<key>/                the kept source and log of a kernel that did not compile
+    pch/<key>/                   prologue.h prologue.h.gch meta.json: a precompiled header
     tmp/                         builds and publishes in progress (same filesystem, so rename is atomic)
     toolchains/                  cached compiler probes
     index.sqlite                 the index: sizes, use, counters
@@ -17,6 +18,10 @@ from pathlib import Path
 from ..keys import check_key
 
 ARTIFACT_FILES = ("lib.cpp", "meta.json", "build.log")
+#: The files of a precompiled header's directory: its text, the record of its digest (and
+#: the name of its precompiled file, ``prologue.h.gch`` for GCC).
+PCH_HEADER = "prologue.h"
+PCH_META = "meta.json"
 
 
 class Layout:
@@ -29,6 +34,7 @@ class Layout:
         self.data = self.root / "data"
         self.locks = self.root / "locks"
         self.failed = self.root / "failed"
+        self.pch = self.root / "pch"
         self.tmp = self.root / "tmp"
         self.index = self.root / "index.sqlite"
 
@@ -51,6 +57,13 @@ class Layout:
     def failed_dir(self, key: str) -> Path:
         check_key(key)
         return self.failed / key
+
+    def pch_dir(self, key: str) -> Path:
+        check_key(key)
+        return self.pch / key
+
+    def iter_pch_dirs(self):
+        yield from (p for p in self.pch.glob("*") if p.is_dir())
 
     def iter_artifact_dirs(self):
         yield from (p for p in self.artifacts.glob("??/*") if p.is_dir())

@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from ..errors import UntrustedEntryError
 from .cleanup import clean_temp
 from .files import read_entry
 from .index import Index, IndexUnavailableError
-from .layout import Layout
+from .layout import PCH_META, Layout
 from .locks import KeyLock
 from .meta import ArtifactMeta
 from .publish import remove_tree
@@ -74,11 +75,15 @@ def total_bytes(index: Index) -> int:
 
 
 def plan(index: Index, max_size: int | None = None, older_than: float | None = None,
-         now: float | None = None) -> tuple[list[Victim], int]:
-    """(entries to evict, least recently used first; the cache size now)."""
+         now: float | None = None, extra: Sequence[dict] = ()
+         ) -> tuple[list[Victim], int]:
+    """(entries to evict, least recently used first; the cache size now). ``extra``: entries
+    the index does not hold (precompiled headers), as rows of id, kind, bytes, last_use."""
     now = time.time() if now is None else now
     rows = index.query("SELECT id, kind, bytes, last_use FROM artifacts "
                        "ORDER BY last_use ASC, id ASC")
+    if extra:
+        rows = sorted([*rows, *extra], key=lambda r: (r["last_use"], r["id"]))
     total = sum(r["bytes"] for r in rows)
     remaining = total
     victims = []
@@ -116,7 +121,12 @@ def _unlink_key_if_points_to(layout: Layout, key: str, digest: str) -> None:
 
 
 def remove_entry(layout: Layout, index: Index, entry_id: str, kind: str) -> None:
-    """Remove one artifact (its kernel keys first) or data entry from the files."""
+    """Remove one artifact (its kernel keys first), data entry or precompiled header."""
+    if kind == "pch":
+        aside = _aside(layout, layout.pch_dir(entry_id), "evict")
+        if aside is not None:
+            remove_tree(aside)
+        return
     if kind == "data":
         aside = _aside(layout, layout.data_file(entry_id), "evict")
         if aside is not None:
@@ -155,7 +165,7 @@ def prune(layout: Layout, max_size: int | None = None, older_than: float | None 
         unsaved = index.reconcile().unsaved
         if unsaved is not None:
             raise unsaved
-    victims, before = plan(index, max_size, older_than)
+    victims, before = plan(index, max_size, older_than, extra=pch_rows(layout))
     result = PruneResult(victims, before, dry_run)
     if dry_run:
         return result
@@ -166,8 +176,24 @@ def prune(layout: Layout, max_size: int | None = None, older_than: float | None 
     return result
 
 
+def pch_rows(layout: Layout) -> list[dict]:
+    """The precompiled headers as entries to prune: their bytes and last use (the mtime of
+    their meta.json, which each use touches)."""
+    rows = []
+    for directory in layout.iter_pch_dirs():
+        try:
+            size = sum(p.lstat().st_size for p in directory.iterdir())
+            last_use = (directory / PCH_META).lstat().st_mtime
+        except OSError:
+            last_use = 0.0  # half of one, or not one: the first to go
+            size = 0
+        rows.append({"id": directory.name, "kind": "pch", "bytes": size, "last_use": last_use})
+    return rows
+
+
 def remove_all(layout: Layout, index: Index | None = None) -> dict[str, int]:
-    """Remove every entry: kernel keys first, then shared objects, data, failed builds.
+    """Remove every entry: kernel keys first, then shared objects, data, failed builds,
+    precompiled headers.
 
     Each directory is renamed into tmp/ before it is deleted; the index is rebuilt (empty,
     counters kept). Returns how many of each were removed.
@@ -175,8 +201,9 @@ def remove_all(layout: Layout, index: Index | None = None) -> dict[str, int]:
     counts = {"kernels": sum(1 for _ in layout.iter_kernel_files()),
               "shared_objects": sum(1 for _ in layout.iter_artifact_dirs()),
               "data": sum(1 for _ in layout.iter_data_files()),
-              "failed": sum(1 for p in layout.failed.glob("*") if p.is_dir())}
-    for directory in (layout.kernels, layout.artifacts, layout.data, layout.failed):
+              "failed": sum(1 for p in layout.failed.glob("*") if p.is_dir()),
+              "pch": sum(1 for _ in layout.iter_pch_dirs())}
+    for directory in (layout.kernels, layout.artifacts, layout.data, layout.failed, layout.pch):
         aside = _aside(layout, directory, "clear")
         if aside is not None:
             remove_tree(aside)

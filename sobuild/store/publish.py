@@ -51,15 +51,17 @@ def fsync_path(path: Path) -> None:
 
 
 def publish_dir(staged: Path, final: Path, file_mode: int = 0o444,
-                dir_mode: int = 0o755) -> bool:
+                dir_mode: int = 0o755, durable: bool = True) -> bool:
     """Move the fully written ``staged`` dir to ``final``; False if ``final`` already exists.
 
     Files get ``file_mode`` and directories ``dir_mode`` first (a group cache needs them
-    group-writable; ``mkdtemp`` made ``staged`` private).
+    group-writable; ``mkdtemp`` made ``staged`` private). ``durable=False`` skips the fsync
+    of the files, for entries whose reader checks their digest (see ``write_file_atomic``).
     """
     for path in staged.rglob("*"):
         if path.is_file():
-            fsync_path(path)
+            if durable:
+                fsync_path(path)
             os.chmod(path, file_mode)
         elif path.is_dir():
             os.chmod(path, dir_mode)

@@ -28,7 +28,7 @@ from ..keys import ABI_VERSION, check_key
 from . import data as data_entries
 from .files import EntryFile, NotRegularFileError, ensure_dir, open_entry, read_entry
 from .index import GROUP_MODE, PRIVATE_MODE, Index, IndexBatch
-from .layout import Layout
+from .layout import PCH_HEADER, PCH_META, Layout
 from .meta import ArtifactMeta, BadMetaError
 from .publish import make_temp_dir, publish_dir, remove_tree, write_file_atomic
 from .trust import group_tier, publish_modes
@@ -247,6 +247,72 @@ class Store:
             os.unlink(aside)
         return True
 
+    # -- precompiled headers (sobuild.compilation.pch) ----------------------------------
+
+    def open_pch(self, key: str, *, use: bool = True) -> tuple[bytes, dict] | None:
+        """The bytes of precompiled header ``key``, checked (they hash to the digest its
+        ``meta.json`` records), and that meta. None when there is none; BrokenEntryError
+        when its directory is there but a file is missing, odd or other bytes;
+        UntrustedEntryError as for kernels. With ``use``, the use is recorded (the meta's
+        mtime) for prune."""
+        directory = self.layout.pch_dir(key)
+        try:
+            meta = json.loads(self.read(directory / PCH_META))
+            name, digest = meta["file"], meta["digest"]
+            if not isinstance(meta, dict) or meta.get("key") != key or not _pch_file_name(name):
+                raise ValueError("meta.json describes another precompiled header")
+            content = self.read(directory / name)
+        except FileNotFoundError:
+            if os.path.lexists(directory):
+                raise BrokenEntryError(f"{directory} misses a file") from None
+            return None
+        except (NotRegularFileError, ValueError, KeyError, TypeError) as exc:
+            raise BrokenEntryError(f"{directory}: {exc}") from None
+        actual = xxhash.xxh3_128_hexdigest(content)
+        if actual != digest:
+            raise BrokenEntryError(f"{directory / name} does not match its digest (it hashes "
+                                   f"to {actual[:12]}…)")
+        if use and self.writable:
+            try:
+                os.utime(directory / PCH_META)
+            except OSError:
+                pass  # another member's entry in a group cache
+        return content, meta
+
+    def publish_pch(self, key: str, text: str, binary: Path, info: dict) -> bool:
+        """Publish precompiled header ``key`` (its ``text`` and the file ``binary``, moved)
+        with a meta.json of ``info`` and its digest; False when a sound one was there first.
+        One that is not sound is set aside first."""
+        content = Path(binary).read_bytes()
+        name = PCH_HEADER + Path(binary).suffix
+        if not _pch_file_name(name):
+            raise ValueError(f"{binary} is not a precompiled header")
+        meta = {**info, "key": key, "file": name, "size": len(content),
+                "digest": xxhash.xxh3_128_hexdigest(content), "created": time.time()}
+        del content
+        staged = self.temp_dir("pch")
+        try:
+            shutil.move(binary, staged / name)
+            (staged / PCH_HEADER).write_text(text)
+            (staged / PCH_META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+            final = self.layout.pch_dir(key)
+            self.ensure_dir(final.parent)
+            if os.path.lexists(final):
+                try:
+                    if self.open_pch(key, use=False) is not None:
+                        return False
+                except (BrokenEntryError, UntrustedEntryError, OSError):
+                    pass
+                self.discard_pch(key)
+            # no fsync of its 20-40 MB: a crash leaves bytes that fail the digest: rebuilt
+            return publish_dir(staged, final, self.file_mode, self.dir_mode, durable=False)
+        finally:
+            remove_tree(staged)
+
+    def discard_pch(self, key: str) -> bool:
+        """Move a broken precompiled header aside and delete it (see ``discard_artifact``)."""
+        return self.writable and self._set_aside(self.layout.pch_dir(key), "discard")
+
     # -- build failures -----------------------------------------------------------------
 
     def keep_failure(self, key: str, files: dict[str, str], log: str, first_lines: list[str],
@@ -406,6 +472,12 @@ class Store:
     def record(self, batch: IndexBatch) -> bool:
         """Write what a process recorded to the index in one transaction (False: skipped)."""
         return self.index.write(batch)
+
+
+def _pch_file_name(name: object) -> bool:
+    """A precompiled header's file name as its meta.json may give it: ``prologue.h.<ext>``."""
+    return (isinstance(name, str) and name.startswith(PCH_HEADER + ".")
+            and name[len(PCH_HEADER) + 1:].isalnum())
 
 
 def _link_in_real_directories(path: Path) -> bool:

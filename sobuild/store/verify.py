@@ -44,6 +44,7 @@ class Report:
     artifacts: int = 0
     kernels: int = 0
     data: int = 0
+    precompiled_headers: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -93,6 +94,24 @@ def _check_artifact(store: Store, directory: Path, problems: list[Problem]
                                 f"meta.json names {meta.digest[:12]}…"))
         return None
     return name, set(meta.kernel_keys)
+
+
+def _check_pch(store: Store, directory: Path) -> Problem | None:
+    """What is wrong with a precompiled header's directory (None: it is sound)."""
+    if not KEY_RE.match(directory.name):
+        return Problem("stray file", directory, "not a precompiled header's key")
+    if directory.is_symlink():
+        return Problem("untrusted", directory, "a symbolic link")
+    try:
+        if store.open_pch(directory.name, use=False) is None:
+            return Problem("corrupt pch", directory, "gone while checked")
+    except UntrustedEntryError as exc:
+        return Problem("untrusted", directory, _why(exc))
+    except BrokenEntryError as exc:
+        return Problem("corrupt pch", directory, str(exc))
+    except OSError as exc:
+        return Problem("unreadable", directory, str(exc))
+    return None
 
 
 def _why(exc: UntrustedEntryError) -> str:
@@ -165,6 +184,11 @@ def verify(store: Store) -> Report:
             problems.append(Problem("corrupt data", path, str(exc)))
             continue
         data.add(path.name)
+    for directory in layout.iter_pch_dirs():
+        report.precompiled_headers += 1
+        problem = _check_pch(store, directory)
+        if problem is not None:
+            problems.append(problem)
     for orphan, size in find_leftovers(layout):
         problems.append(Problem("orphan temp", orphan, f"left by a crashed process ({size} bytes)"))
     problems.extend(_check_index(store, on_disk, set(sound) | data, keys))

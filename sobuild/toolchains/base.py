@@ -146,22 +146,54 @@ class Toolchain:
         """Flags as one command-line string for the ninja rule's ``$flags``."""
         return " ".join(shlex.quote(f) for f in flags)
 
-    def ninja_rule(self, name: str = "cxx_shared") -> str:
-        """A ninja rule building ``$out`` from ``$in``, output of the compiler into ``$log``."""
+    def ninja_rule(self, name: str = "cxx_shared", extra: tuple[str, ...] = ()) -> str:
+        """A ninja rule building ``$out`` from ``$in``, output of the compiler into ``$log``
+        (``extra``: arguments after the flags, such as ``pch_use_argv``'s)."""
         return (
             f"rule {name}\n"
-            f"  command = {self.rule_command(shlex.quote)} > $log 2>&1\n"
+            f"  command = {self.rule_command(shlex.quote, extra)} > $log 2>&1\n"
             f"  description = CXX $out\n"
         )
 
-    def rule_command(self, quote: Callable[[str], str]) -> str:
+    def rule_command(self, quote: Callable[[str], str], extra: tuple[str, ...] = ()) -> str:
         """The compile command of the ninja rule, its words quoted with ``quote``. The
         compiler's own words (``shared_object_argv`` starts with them) are plain text to ninja
         too; the rest is sobuild's, with the rule's ``$in``, ``$out``, ``$incdir``, ``$flags``."""
-        argv = self.shared_object_argv("$in", "$out", "$incdir", ("$flags",))
+        return self.rule_words(self.shared_object_argv("$in", "$out", "$incdir",
+                                                       ("$flags", *extra)), quote)
+
+    def rule_words(self, argv: list[str], quote: Callable[[str], str]) -> str:
+        """``argv`` (starting with ``command``) as the words of a ninja rule's command."""
         program, rest = argv[:len(self.command)], argv[len(self.command):]
         return " ".join([*(ninja_value(quote(a)) for a in program),
                          *(a if a.startswith("$") else quote(a) for a in rest)])
+
+    # -- precompiled headers (see sobuild.compilation.pch) --------------------------------
+
+    #: The suffix of the file a header ``X.h`` is precompiled into, found beside it (GCC's
+    #: ``X.h.gch``); None where sobuild does not precompile headers.
+    pch_suffix: ClassVar[str | None] = None
+
+    @property
+    def precompiled_headers(self) -> bool:
+        """Whether sobuild precompiles a unit's prologue with this compiler."""
+        return False
+
+    def pch_argv(self, header: str, output: str, include_dir: str,
+                 flags: tuple[str, ...]) -> list[str]:
+        """argv precompiling ``header`` into ``output`` for units built with ``flags``."""
+        raise NotImplementedError
+
+    def pch_use_argv(self, header: str) -> list[str]:
+        """Arguments that make a compile read ``header`` first, precompiled when its
+        ``pch_suffix`` file beside it is valid, else as text."""
+        raise NotImplementedError
+
+    def pch_rule(self, name: str = "cxx_pch") -> str:
+        """A ninja rule precompiling ``$in`` into ``$out`` and listing the files it read in
+        ``$out.d`` (make's syntax); one that fails leaves no ``$out`` but succeeds all the
+        same, so that the units depending on it are built (reading the header as text)."""
+        raise NotImplementedError
 
     # -- reading its output -----------------------------------------------------------
 

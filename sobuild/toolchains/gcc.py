@@ -17,6 +17,8 @@ NATIVE_FLAG_RE = re.compile(r"^-m(?:arch|tune|cpu)=native$")
 _CLANG_CPU_OPTIONS = ("-target-cpu", "-tune-cpu", "-target-feature")
 
 _native_memo: dict[tuple, str] = {}
+#: Macros of compilers that take GCC's command line but not its precompiled headers.
+_NOT_GCC_PCH = ("__INTEL_COMPILER", "__NVCOMPILER_MAJOR__")
 
 
 def native_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
@@ -97,6 +99,46 @@ class GCC(Toolchain):
     def shared_object_argv(self, source: str, output: str, include_dir: str,
                            flags: tuple[str, ...]) -> list[str]:
         return [*self.command, *self.base_flags, *flags, "-I", include_dir, "-o", output, source]
+
+    # -- precompiled headers ---------------------------------------------------------
+
+    pch_suffix = ".gch"
+
+    @property
+    def precompiled_headers(self) -> bool:
+        """GCC itself, run directly, with a POSIX shell for ninja. Not behind a launcher
+        (ccache caches no compile that reads a precompiled header unless configured to,
+        distcc cannot send one), nor Intel's icpc or NVIDIA's nvc++ (other PCH options), nor
+        Clang (its PCH names the headers it read by absolute path and is refused once they
+        moved: sobuild builds in temporary directories)."""
+        macros = dict(self.macros)
+        return (self.family == "gcc" and not self.compiler and self.system != "Windows"
+                and not any(name in macros for name in _NOT_GCC_PCH))
+
+    def pch_argv(self, header: str, output: str, include_dir: str,
+                 flags: tuple[str, ...]) -> list[str]:
+        """The unit's command line (without ``-shared``, a link option) for a header: GCC
+        uses a PCH only when the options that shape code are those it was built with."""
+        base = tuple(f for f in self.base_flags if f != "-shared")
+        return [*self.command, "-x", "c++-header", *base, *flags, "-I", include_dir,
+                "-o", output, header]
+
+    def pch_use_argv(self, header: str) -> list[str]:
+        """``-include``: GCC looks for ``header.gch`` beside it and reads the text when that
+        is missing or not valid for this compile; ``-Winvalid-pch`` says why in the log."""
+        return ["-include", header, "-Winvalid-pch"]
+
+    def pch_rule(self, name: str = "cxx_pch") -> str:
+        """Built into ``$out.tmp`` and renamed: ``$out`` is there only if GCC succeeded. The
+        headers it read are listed in ``$out.d`` (make's syntax)."""
+        command = self.rule_words(self.pch_argv("$in", "$out.tmp", "$incdir",
+                                                ("$flags", "-MD", "-MF", "$out.d")),
+                                  shlex.quote)
+        return (
+            f"rule {name}\n"
+            f"  command = ({command} && mv -f $out.tmp $out) > $log 2>&1 || rm -f $out.tmp\n"
+            f"  description = PCH $out\n"
+        )
 
     def key_identity(self, flags: tuple[str, ...]) -> dict:
         """With ``-march=native`` (or ``-mtune``/``-mcpu=native``) the key names what the
