@@ -13,7 +13,7 @@
 #
 # The system packages the tests use are installed with apt-get when missing and possible
 # (root, or sudo without a password): clang (both real toolchains are exercised), redis-server,
-# nginx with its WebDAV module, ccache. Without them their tests are skipped, and fail under CI.
+# nginx with its WebDAV module, ccache, distcc (launchers). Without them their tests are skipped, and fail under CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ in_ci() { [ "${CI:-}" = true ]; }
 
 missing=()
 for entry in clang:clang++ redis-server:redis-server nginx:nginx libnginx-mod-http-dav-ext: \
-    ccache:ccache; do
+    ccache:ccache distcc:distcc; do
   package=${entry%%:*}
   program=${entry#*:}
   if [ -n "$program" ] && command -v "$program" >/dev/null 2>&1; then
