@@ -90,6 +90,7 @@ class Cache:
         self._pending = IndexBatch()
         self._warned: set[str] = set()
         self.remotes: list[RemoteTier] = []
+        self._toolchain_id: str | None = None
         if settings.remotes:  # the remote package and its clients are imported only then
             from .remote.tier import configured_tiers
 
@@ -209,9 +210,7 @@ class Cache:
     def _fetch_remote(self, missing: dict[str, KernelSpec], kernels: dict[str, Kernel]) -> None:
         """Kernels of the remote tiers, in order: checked, written into the local tier, then
         loaded from it through the same verified path as any local hit."""
-        from .remote.entries import toolchain_identity
-
-        toolchain = toolchain_identity(self.toolchain.identity())
+        toolchain = self._remote_toolchain()
         for tier in self.remotes:
             if not missing:
                 return
@@ -247,15 +246,26 @@ class Cache:
         finally:
             remove_tree(staged)
 
+    def _writable_remotes(self) -> list[RemoteTier]:
+        return [tier for tier in self.remotes if tier.writable and tier.on]
+
+    def _remote_toolchain(self) -> str:
+        """The toolchain identity that remote records are signed with (computed once)."""
+        if self._toolchain_id is None:
+            from .remote.entries import toolchain_identity
+
+            self._toolchain_id = toolchain_identity(self.toolchain.identity())
+        return self._toolchain_id
+
     def _resharing(self) -> bool:
         return any(tier.url.reshare for tier in self.remotes)
 
     def _upload(self, digest: str) -> None:
         """Upload a local artifact to every writable remote tier (each bounded by its budget)."""
-        tiers = [tier for tier in self.remotes if tier.writable and tier.on]
+        tiers = self._writable_remotes()
         if not tiers:
             return
-        from .remote.entries import Bundle, toolchain_identity
+        from .remote.entries import Bundle
 
         try:
             entry = self.store.open_library(digest, self.toolchain.suffix)
@@ -269,7 +279,7 @@ class Cache:
             bundle = Bundle(self.store.read_meta(digest), library, source)
         except (OSError, ValueError, BrokenEntryError, UntrustedEntryError):
             return  # set aside or replaced meanwhile: nothing sound to share
-        toolchain = toolchain_identity(self.toolchain.identity())
+        toolchain = self._remote_toolchain()
         for tier in tiers:
             tier.upload_bundle(bundle, toolchain)
 
@@ -391,7 +401,7 @@ class Cache:
         return None
 
     def _upload_data(self, key: str) -> None:
-        tiers = [tier for tier in self.remotes if tier.writable and tier.on]
+        tiers = self._writable_remotes()
         if not tiers:
             return
         try:
