@@ -83,7 +83,18 @@ def _stop_at(point: str, marker: str) -> None:
     sys.addaudithook(hook)
 
 
-def _barrier(directory: str) -> None:
+def call_kernels(kernels: list) -> list[list[float]]:
+    """What each kernel makes of [1, 2, 3]."""
+    values = []
+    for kernel in kernels:
+        v = np.array([1.0, 2.0, 3.0])
+        kernel(v, v.size)
+        values.append(v.tolist())
+    return values
+
+
+def barrier(directory: str) -> None:
+    """Write DIR/ready-<pid>, then wait for DIR/go (all workers start at once)."""
     with open(os.path.join(directory, f"ready-{os.getpid()}"), "w"):
         pass
     go = os.path.join(directory, "go")
@@ -109,20 +120,14 @@ def main() -> None:
         _stop_at(opts.stop_at, opts.marker)
     specs = kernel_specs(opts.kernels, opts.tag, opts.first)
     if opts.barrier:
-        _barrier(opts.barrier)
+        barrier(opts.barrier)
     report: dict = {"pid": os.getpid(), "uid": os.getuid()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             cache = sobuild.Cache(opts.cache)
             report["root"] = str(cache.root)
-            kernels = cache.load_many(specs)
-            values = []
-            for kernel in kernels:
-                v = np.array([1.0, 2.0, 3.0])
-                kernel(v, v.size)
-                values.append(v.tolist())
-            report["values"] = values
+            report["values"] = call_kernels(cache.load_many(specs))
             cache.flush()
         except sobuild.SobuildError as exc:
             report["error"] = type(exc).__name__

@@ -17,18 +17,17 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import sobuild
 
 
-def kernel_specs(count: int, tag: str) -> list[sobuild.KernelSpec]:
-    """The cluster worker's kernels (loaded by path: both scripts are named worker.py)."""
+def _cluster_worker():
+    """The cluster worker's kernels, calls and barrier (loaded by path: both scripts are named
+    worker.py)."""
     path = Path(__file__).parents[1] / "cluster" / "worker.py"
     spec = importlib.util.spec_from_file_location("_cluster_worker", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.kernel_specs(count, tag)
+    return module
 
 
 def main() -> None:
@@ -39,23 +38,17 @@ def main() -> None:
     parser.add_argument("--data", help="KEY=TEXT: get the data entry KEY; store TEXT on a miss")
     parser.add_argument("--barrier", help="write DIR/ready-<pid>, then wait for DIR/go")
     opts = parser.parse_args()
+    shared = _cluster_worker()
     if opts.barrier:
-        open(os.path.join(opts.barrier, f"ready-{os.getpid()}"), "w").close()
-        while not os.path.exists(os.path.join(opts.barrier, "go")):
-            time.sleep(0.005)
+        shared.barrier(opts.barrier)
     report: dict = {"pid": os.getpid()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cache = sobuild.Cache(opts.cache)
         start = time.perf_counter()
-        kernels = cache.load_many(kernel_specs(opts.kernels, opts.tag))
+        kernels = cache.load_many(shared.kernel_specs(opts.kernels, opts.tag))
         report["seconds"] = time.perf_counter() - start
-        values = []
-        for kernel in kernels:
-            v = np.array([1.0, 2.0, 3.0])
-            kernel(v, v.size)
-            values.append(v.tolist())
-        report["values"] = values
+        report["values"] = shared.call_kernels(kernels)
         if opts.data:
             key, _, text = opts.data.partition("=")
             payload = cache.get_data(key)
