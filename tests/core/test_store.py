@@ -196,3 +196,18 @@ def test_data_entries_round_trip_and_a_corrupt_one_is_a_counted_miss(cache, cach
     assert counters["data_hits"] == 1 and counters["data_misses"] == 2  # the corrupt read too
     assert counters["data_corrupt"] == 1 and counters["data_saved_seconds"] == 1.5
     assert not path.exists()  # a corrupt entry is removed, so it is recomputed
+
+
+def test_a_relative_cache_directory_hits_in_the_next_process(tmp_path, monkeypatch):
+    """Entries are opened relative to the root's handle: a relative root was once applied
+    twice, so every lookup missed (and set the artifact aside as corrupt)."""
+    monkeypatch.chdir(tmp_path)
+    script = ("import sys, sobuild; sys.path.insert(0, sys.argv[1]); from kernels import family; "
+              "c = sobuild.Cache('relative-cache'); c.load_many(family(2)); c.flush(); "
+              "n = c.store.counters(); print(int(n.get('hits', 0)), int(n.get('corrupt', 0)))")
+    core = str(Path(__file__).parent)
+    first, second = (subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", script,
+                                     core], capture_output=True, text=True, check=True).stdout
+                     for _ in range(2))
+    assert first.split() == ["0", "0"]
+    assert second.split() == ["2", "0"]
