@@ -197,6 +197,15 @@ def _run_ninja(argv: list[str], build_dir: Path, env: dict, progress: Progress |
     return "".join(output), False
 
 
+def run_build_file(build_dir: Path, jobs: int, env: dict, timeout: float | None = None,
+                   progress: Progress | None = None) -> tuple[str, bool]:
+    """Run ``build_dir/build.ninja`` (``-k 0``: a failing edge stops none of the others) with
+    ``jobs`` edges at once: ninja's output, and whether ``timeout`` stopped it (see
+    ``_run_ninja``). For callers that write their own build file (standalone projects)."""
+    return _run_ninja([ninja_binary(), "-k", "0", "-j", str(max(1, jobs))], build_dir, env,
+                      progress, timeout)
+
+
 def _death_signal() -> Callable[[], None] | None:
     """Linux: a function run in the child before exec that makes it receive SIGTERM when its
     parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere None. libc is looked up here, in
