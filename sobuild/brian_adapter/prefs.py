@@ -41,6 +41,13 @@ prefs.register_preferences(
         work) across processes in the sobuild cache, for every target.
         ``SOBUILD_CODEGEN_CACHE=0`` sets the default to False.""",
     ),
+    standalone=BrianPreference(
+        default=_env_flag("SOBUILD_STANDALONE", True),
+        docs="""Build ``cpp_standalone`` projects through sobuild: object files keyed by
+        content and kept in the cache, shared by every project directory
+        (``sobuild.standalone``). False (or ``SOBUILD_STANDALONE=0``): Brian2's own
+        ``make``.""",
+    ),
 )
 
 _cache: Cache | None = None
