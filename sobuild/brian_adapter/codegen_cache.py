@@ -17,7 +17,10 @@ would, counted as ``data_bypasses``: a key is never guessed.
 
 A value is pickled together with the side effects its computation had on Brian2 (its log
 messages and display units, see ``codegen_effects``), and only if it unpickles to the same
-thing (sympy re-evaluates some unevaluated expressions when they are rebuilt). It is stored
+thing (sympy re-evaluates some unevaluated expressions when they are rebuilt); a value that
+cannot be stored so leaves a marker (``NOT_PERSISTED``) under its key instead, so that later
+processes compute it at once, neither pickling it again nor asking the remote tiers (a warm
+process never waits for an unreachable remote for it). It is stored
 with :meth:`sobuild.Cache.put_data` (namespace ``brian2``) and, on a hit in a later
 process, unpickled only after the store's digest check, and its side effects replayed. A
 corrupt, unreadable or untrusted entry is recomputed (warned about once), never fatal.
@@ -46,6 +49,9 @@ FORMAT_VERSION = 3
 ENABLE_PREF = "codegen.runtime.sobuild.codegen_cache"
 #: Payloads larger than this are not stored (a result dragging a whole network along).
 MAX_PAYLOAD_BYTES = 4 << 20
+#: The payload stored for a call whose result cannot be persisted: compute it in every process.
+#: (Not a pickle: ``pickle.loads`` of it fails, so no reader can take it for a value.)
+NOT_PERSISTED = b"sobuild: computed in every process"
 
 #: The decorated functions whose results persist: (module, attribute path).
 FUNCTIONS = (
@@ -115,6 +121,9 @@ class PersistentFunction:
             cache.count("data_bypasses")
             return self.func(*args, **kwds)
         found = self._load(cache, key)
+        if found is NOT_PERSISTED:
+            cache.count("data_bypasses")
+            return self.func(*args, **kwds)
         if found is not None:
             result, events = found
             codegen_effects.replay(events)
@@ -126,7 +135,8 @@ class PersistentFunction:
         return data_key("brian2-codegen", str(FORMAT_VERSION), self.environment.describe(),
                         self.name, canonical(args), canonical(sorted(kwds.items())))
 
-    def _load(self, cache, key: str) -> tuple[Any, list] | None:
+    def _load(self, cache, key: str) -> tuple[Any, list] | bytes | None:
+        """The stored (result, events), NOT_PERSISTED, or None (missing or unusable)."""
         try:
             payload = cache.get_data(key)
         except UntrustedEntryError as exc:
@@ -135,6 +145,8 @@ class PersistentFunction:
             return None
         if payload is None:
             return None
+        if payload == NOT_PERSISTED:
+            return NOT_PERSISTED
         try:
             result, events = pickle.loads(payload)
             return result, events
@@ -153,7 +165,7 @@ class PersistentFunction:
         payload = _faithful_pickle((result, events))
         if payload is None:
             cache.count("data_bypasses")
-            return result
+            payload, seconds = NOT_PERSISTED, 0.0
         try:
             cache.put_data(key, payload, namespace=NAMESPACE, seconds=seconds)
         except (SobuildError, OSError) as exc:

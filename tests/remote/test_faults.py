@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import StoredEntries, expected_values, remote_count
+from .conftest import Machine, StoredEntries, expected_values, remote_count
+from .servers import free_port
 
 
 def _fill(machines, tag: str, kernels: int = 2) -> dict:
@@ -197,3 +200,51 @@ def test_a_server_killed_in_the_middle_of_a_run(machines, remote_server, paused_
     assert remote_count(report, "misses") == 2  # the lookup before the kill worked
     assert remote_count(report, "errors") >= 1  # the upload after it did not
     assert report["counters"]["builds"] == 2
+
+
+WARM_MODEL = textwrap.dedent("""
+    import json, sys
+    from brian2 import *
+    import sobuild.brian_adapter  # noqa: F401
+    prefs.codegen.target = 'sobuild'
+    # CUBA's equations (Brian2's example) parse to a result that does not pickle back to
+    # the same bytes (sympy reorders the sum), so it cannot be stored
+    taum, El = 20*ms, -49*mV
+    G = NeuronGroup(3, '''dv/dt = (ge+gi-(v-El))/taum : volt
+                          dge/dt = -ge/(5*ms) : volt
+                          dgi/dt = -gi/(10*ms) : volt''', threshold='v > -55*mV',
+                    reset='v = -60*mV', method='linear')
+    G.v = -60*mV
+    M = SpikeMonitor(G)
+    run(20*ms)
+    json.dump({"spikes": int(M.num_spikes),
+               "clients": sorted(m for m in ("redis", "urllib3") if m in sys.modules)},
+              open(sys.argv[1], "w"))
+    """)
+
+
+def test_a_warm_brian2_process_never_asks_a_remote_that_is_down(secret_file, tmp_path):
+    """Every lookup of a warm process is answered locally, even for a code-generation result
+    that cannot be stored (a marker stands for it), so a remote that is down costs it
+    nothing: not even importing the client library."""
+    try:
+        import brian2  # noqa: F401
+    except ImportError:
+        from skipping import cannot_run
+
+        cannot_run("Brian2 is not installed (Python >= 3.13)")
+    script = tmp_path / "warm_model.py"
+    script.write_text(WARM_MODEL)
+    machine = Machine(tmp_path / "a", SOBUILD_REMOTE=f"redis://127.0.0.1:{free_port()}/0",
+                      SOBUILD_REMOTE_SECRET_FILE=str(secret_file))
+    env = {**machine.env, "SOBUILD_CACHE_DIR": str(machine.cache)}
+    reports = []
+    for run in ("cold", "warm"):
+        out = tmp_path / f"{run}.json"
+        subprocess.run([sys.executable, str(script), str(out)], check=True, env=env,
+                       cwd=tmp_path, timeout=600)
+        reports.append(json.loads(out.read_text()))
+    cold, warm = reports
+    assert cold["clients"] == ["redis"]  # the cold process asked (and found nothing)
+    assert warm["clients"] == []
+    assert warm["spikes"] == cold["spikes"] > 0
