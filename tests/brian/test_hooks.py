@@ -151,6 +151,8 @@ CHECKS = {
     "codeobject: brian2.codegen.targets.codegen_targets": _targets,
     "codeobject: brian2.core.base.BrianObject.run": _fused_run,
     "clock: brian2.core.clocks.Clock.advance": _advance,
+    "standalone: brian2.devices.cpp_standalone.device.CPPStandaloneDevice.compile_source":
+        _wrapped("brian2.devices.cpp_standalone.device", "CPPStandaloneDevice.compile_source"),
 }
 
 
