@@ -21,10 +21,12 @@ from . import codegen_cache as _codegen_cache  # noqa: E402
 from . import codeobject as _codeobject  # noqa: E402
 from . import prefs as _prefs  # noqa: E402,F401  (registers prefs.codegen.runtime.sobuild)
 from . import standalone as _standalone  # noqa: E402
+from . import step_loop as _step_loop  # noqa: E402
 from .codeobject import SoBuildCodeObject  # noqa: E402
 
 _hooks.check_declared()
 _codeobject.install()
+_step_loop.install()
 _codegen_cache.install()
 _standalone.install()
 _os.environ.setdefault("SOBUILD_BRIAN_AUTOLOAD", "1")

@@ -10,7 +10,7 @@ blocks run in their original order. So, once ``Network.before_run(namespace)`` h
 returned, every kernel of the network is built and loaded: a build-only tool (``sobuild
 prebuild``) can call it and skip the simulation. Last, objects whose code objects are all
 sobuild kernels get a fused ``run`` (``codeobject.fuse_runs``), and the network's clocks a step
-in C (``clock``).
+in C (``clock``) followed by the steps that need no Python (``step_loop``).
 
 If a queued code object must run before that (e.g. a string-expression getter called from
 some object's ``before_run``), the queue is built at that moment. Code objects created
@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
-from . import clock, hooks
+from . import clock, hooks, step_loop
 
 BEFORE_RUN = hooks.declare(__name__, "brian2.core.network", "Network.before_run", "wrap")
 
@@ -100,6 +100,6 @@ def _batched(original: Callable) -> Callable:
         uses_sobuild = _fuse_runs(obj for obj in objects if obj.active)
         if uses_sobuild and clock.KERNEL.func is None:
             _load_kernels([clock.KERNEL])
-        clock.bind_advance({obj.clock for obj in objects}, uses_sobuild)
+        step_loop.bind(self, objects, uses_sobuild)
 
     return before_run

@@ -1,4 +1,4 @@
-"""A clock's step in C, for the networks that run sobuild kernels.
+"""A clock's step in C, for the networks that run sobuild kernels; the runtime's own kernels.
 
 Brian2's ``Clock.advance`` reads and writes the clock's ``timestep`` and ``t`` arrays through
 the device's variable machinery: several microseconds of Python per step, more than the
@@ -7,9 +7,14 @@ gets an ``advance`` (an instance attribute shadowing the method, bound again bef
 run, since only ``Network.run`` calls it) that calls one kernel doing Brian2's arithmetic on
 the same arrays: ``timestep + 1``, ``t = timestep * dt`` in double precision, and
 ``StopIteration`` past the end of the clock's interval.
+
+``KERNEL`` holds that kernel and the network's step loop (``step_loop.cpp``, driven by
+``step_loop``): both are built once per toolchain, in the batch of a process's first network.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from brian2.core.clocks import Clock
@@ -38,21 +43,25 @@ extern "C" int run(void* const* args)
     return 0;
 }
 """
-SPEC = KernelSpec(source=SOURCE, entry="int run(void* const* args)", flags=("-O2",),
-                  namespace="brian2")
+ENTRY = "int run(void* const* args)"
+SPEC = KernelSpec(source=SOURCE, entry=ENTRY, flags=("-O2",), namespace="brian2")
+STEP_LOOP_SPEC = KernelSpec(source=(Path(__file__).parent / "step_loop.cpp").read_text(),
+                            entry=ENTRY, flags=("-O2",), namespace="brian2")
 NO_END = np.iinfo(np.int64).max
 
 
 class ClockKernel:
-    """The advance kernel, loaded once per process; queued with a network's code objects
-    (``batch``) so that it is built in the same batch as they are."""
+    """The advance kernel and the step loop, loaded once per process; queued with a
+    network's code objects (``batch``) so that they are built in the same batch as they are."""
 
     def __init__(self) -> None:
-        self.specs = {"advance": SPEC}
+        self.specs = {"advance": SPEC, "step_loop": STEP_LOOP_SPEC}
         self.func = None
+        self.step_loop = None
 
     def _bind(self, funcs: dict) -> None:
         self.func = funcs["advance"]
+        self.step_loop = funcs["step_loop"]
 
 
 KERNEL = ClockKernel()

@@ -280,6 +280,7 @@ def _fused(calls):
             if code:
                 codeobj._raise("run", code)
 
+    run.calls = calls  # what the step loop in C calls (``step_loop``)
     return run
 
 

@@ -11,6 +11,7 @@ import os
 from brian2.core.preferences import BrianPreference, prefs
 
 from ..cache import Cache
+from ..errors import ConfigError
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -18,6 +19,18 @@ def _env_flag(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+#: The values of ``codegen.runtime.sobuild.step_loop``.
+STEP_LOOPS = ("c", "python")
+
+
+def _step_loop_default() -> str:
+    value = os.environ.get("SOBUILD_STEP_LOOP", "c").strip().lower()
+    if value not in STEP_LOOPS:
+        raise ConfigError(f"SOBUILD_STEP_LOOP={value!r} is not valid: give one of "
+                          f"{', '.join(STEP_LOOPS)} (where a Brian2 network's steps loop)")
+    return value
 
 
 prefs.register_preferences(
@@ -34,6 +47,13 @@ prefs.register_preferences(
         docs="""Compiler flags for sobuild kernels (GCC/Clang syntax; they are part of the
         cache key). Add ``-march=native`` only for a cache that is not shared between
         machines of different CPUs.""",
+    ),
+    step_loop=BrianPreference(
+        default=_step_loop_default(),
+        validator=lambda x: x in STEP_LOOPS,
+        docs="""Where a network's time steps loop: ``'c'`` (steps that need no Python run in
+        C, many per return to Python) or ``'python'`` (Brian2's loop calls every step).
+        ``SOBUILD_STEP_LOOP`` sets the default (``'c'``).""",
     ),
     codegen_cache=BrianPreference(
         default=_env_flag("SOBUILD_CODEGEN_CACHE", True),

@@ -43,6 +43,12 @@ def _resolve(module, path):
     return obj
 
 
+def _present(module, path):
+    def check(name):
+        _resolve(module, path)  # read by the adapter: there, and nothing of sobuild's
+    return check
+
+
 def _cell(module, path):
     def check(name):
         import inspect
@@ -112,7 +118,8 @@ def _after_a_run():
 def _advance(name):
     group = _after_a_run()
     advance = group.clock.__dict__.get("advance")
-    assert advance is not None and _sobuild_code(advance, "clock")
+    # the clock's step in C (clock), followed by the steps in C (step_loop, the default)
+    assert advance is not None and _sobuild_code(advance, "step_loop")
 
 
 def _fused_run(name):
@@ -151,6 +158,11 @@ CHECKS = {
     "codeobject: brian2.codegen.targets.codegen_targets": _targets,
     "codeobject: brian2.core.base.BrianObject.run": _fused_run,
     "clock: brian2.core.clocks.Clock.advance": _advance,
+    "step_loop: brian2.core.network.Network.run": _wrapped("brian2.core.network", "Network.run"),
+    **{f"step_loop: brian2.core.network.{path}": _present("brian2.core.network", path)
+       for path in ("Network._globally_stopped", "Network._nextclocks", "TextReport")},
+    "step_loop: brian2.devices.device.all_devices.runtime._maximum_run_time":
+        _present("brian2.devices.device", "all_devices.runtime._maximum_run_time"),
     "standalone: brian2.devices.cpp_standalone.device.CPPStandaloneDevice.compile_source":
         _wrapped("brian2.devices.cpp_standalone.device", "CPPStandaloneDevice.compile_source"),
 }
