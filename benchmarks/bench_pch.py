@@ -7,12 +7,12 @@
 
 ``unit``: one Brian2-sized translation unit, built in this process (the toolchain detected
 once, outside the timings): 4 of CUBA's kernels, their prologue made the heaviest a Brian2
-unit has (``sobuild_brian.h``, ``sobuild_dynamic_array.h``, ``spikequeue.h``, ``<map>``,
-``<set>``, ``<vector>``), compiled as one unit (one job). Per round, interleaved: without a
-precompiled header (``SOBUILD_PCH=0``); with the one the cache holds (new kernels on a cache
-that built the same include list before: a new model on a used cache); and on an empty cache
-(``auto``: the header is built in the same ninja run, then the unit). Also the header's own
-build time and size, from its meta.json.
+unit had before the support library (``sobuild_brian.h``, ``sobuild_dynamic_array.h``,
+``spikequeue.h``, ``<map>``, ``<set>``, ``<vector>``), compiled as one unit (one job). Per
+round, interleaved: without a precompiled header (``SOBUILD_PCH=0``); with the one the cache
+holds (new kernels on a cache that built the same include list before: a new model on a used
+cache); and on an empty cache (``auto``: the header is built in the same ninja run, then the
+unit). Also the header's own build time and size, from its meta.json.
 
 ``cuba``: Brian2's CUBA example (``examples/cuba.py``, 10,000 steps, codegen cache off) in
 fresh processes, per round interleaved: an empty cache with ``SOBUILD_PCH=0``; an empty
@@ -78,14 +78,16 @@ def heavy_unit(specs: list, count: int = 4) -> list:
     """``count`` kernels whose prologue is sobuild_brian.h alone, given the heavy one."""
     from dataclasses import replace
 
+    from sobuild.brian_adapter.support_library import support_spec
     from sobuild.compilation.translation_unit import split_source
 
     chosen = [s for s in specs if (split := split_source(s.source)) is not None
-              and split.prologue == ('#include "sobuild_brian.h"',)]
+              and split.prologue[-1:] == ('#include "sobuild_brian.h"',)]
     if len(chosen) < count:
         raise SystemExit(f"CUBA gave {len(chosen)} kernels with sobuild_brian.h alone")
-    return [replace(s, source=s.source.replace('#include "sobuild_brian.h"', HEAVY, 1))
-            for s in chosen[:count]]
+    headers = support_spec().headers  # the heavy ones are the support library's now
+    return [replace(s, source=s.source.replace('#include "sobuild_brian.h"', HEAVY, 1),
+                    headers=headers) for s in chosen[:count]]
 
 
 def unique(specs: list, tag: str) -> list:

@@ -9,8 +9,9 @@ and therefore read through their pointers. The C++ lines that bind the slots dep
 names and types only, never on values, so a kernel's source (and key) is the same from
 run to run and from one parameter value to the next.
 
-Slots 0-2 are reserved: the error buffer, and an output array with its element count
-(the group_get templates).
+Slots 0-3 are reserved: the error buffer, an output array with its element count (the
+group_get templates) and the table of the runtime support library (``support_library``),
+through which kernels reach dynamic arrays and spike queues (``uses_runtime``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from brian2.core.variables import (
     Subexpression,
 )
 
-FIRST_SLOT = 3
+RUNTIME_SLOT = 3
+FIRST_SLOT = 4
 
 _capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
 _capsule_pointer.restype = ctypes.c_void_p
@@ -38,8 +40,11 @@ _capsule_name = ctypes.pythonapi.PyCapsule_GetName
 _capsule_name.restype = ctypes.c_char_p
 _capsule_name.argtypes = [ctypes.py_object]
 
-#: C++ class of the object behind each kind of capsule Brian2 hands out.
-_CAPSULE_TYPES = {b"CSpikeQueue": "CSpikeQueue"}
+#: The kernel's view (sobuild_brian.h) of the object behind each kind of capsule Brian2
+#: hands out.
+_CAPSULE_TYPES = {b"CSpikeQueue": "sobuild_brian::spike_queue"}
+_RUNTIME = ("const sobuild_brian::runtime* const _rt = "
+            f"static_cast<const sobuild_brian::runtime*>(_args[{RUNTIME_SLOT}]);")
 
 
 @dataclass
@@ -49,6 +54,8 @@ class ArgumentBlock:
     declarations: list[str] = field(default_factory=list)
     addresses: list[int] = field(default_factory=list)
     keepalive: list = field(default_factory=list)
+    #: whether the kernel calls the runtime support library (slot RUNTIME_SLOT)
+    uses_runtime: bool = False
     _declared: set = field(default_factory=set)
 
     def add(self, address: int, lines: list[str], keep=None) -> None:
@@ -57,6 +64,15 @@ class ArgumentBlock:
         self.declarations.extend(line.replace("@", f"_args[{slot}]") for line in lines)
         if keep is not None:
             self.keepalive.append(keep)
+
+    def add_runtime_object(self, address: int, cpp_class: str, name: str, keep) -> None:
+        """An object of the support library (a dynamic array, a spike queue) as ``name``, a
+        handle holding its address and the runtime's table (``name->`` reaches its methods,
+        as through a pointer)."""
+        if not self.uses_runtime:
+            self.uses_runtime = True
+            self.declarations.append(_RUNTIME)
+        self.add(address, [f"const {cpp_class} {name}(_rt, @);"], keep)
 
     def add_array(self, name: str, array: np.ndarray) -> None:
         """A numpy array as ``T* name``."""
@@ -110,8 +126,7 @@ def build_arguments(codeobj, identifiers: set[str]) -> ArgumentBlock:
                     f"The sobuild target cannot pass the object {name!r} (a capsule "
                     f"{capsule_name!r}) to C++; use the 'cython' target for this model.")
             if "_queue" in identifiers:
-                block.add(address, [f"{cpp_type}* const _queue = static_cast<{cpp_type}*>(@);"],
-                          var)
+                block.add_runtime_object(address, cpp_type, "_queue", var)
     return block
 
 
@@ -138,14 +153,14 @@ def _add_dynamic_array(block: ArgumentBlock, device, name: str, var, identifiers
     if not _uses(identifiers, array_name, dyn_name, f"{dyn_name}_ptr", f"_num{name}", name):
         return
     ctype = c_data_type(var.dtype)
-    cpp_class = f"DynamicArray{var.ndim}D<{ctype}>"
+    cpp_class = f"sobuild_brian::dynamic_array_{var.ndim}d<{ctype}>"
     if f"{dyn_name}_ptr" not in block._declared:
         block._declared.add(f"{dyn_name}_ptr")
         _, address = capsule_address(device.get_capsule(var))
-        lines = [f"{cpp_class}* const {dyn_name}_ptr = static_cast<{cpp_class}*>(@);"]
+        block.add_runtime_object(address, cpp_class, f"{dyn_name}_ptr", device.arrays[var])
         if var.ndim == 1:
-            lines.append(f"{ctype}* const {array_name} = {dyn_name}_ptr->get_data_ptr();")
-        block.add(address, lines, device.arrays[var])
+            block.declarations.append(
+                f"{ctype}* const {array_name} = {dyn_name}_ptr->get_data_ptr();")
     size = "size()" if var.ndim == 1 else "rows()"
     block.declarations.append(f"const size_t _num{name} = {dyn_name}_ptr->{size};")
     if var.ndim == 1 and var.scalar and var.constant and name in identifiers:

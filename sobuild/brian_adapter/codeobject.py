@@ -10,9 +10,6 @@ once (see ``arguments``): the per-step call is one cffi call and one test of its
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import brian2
 import numpy as np
 from brian2.codegen.codeobject import CodeObject, constant_or_scalar
 from brian2.codegen.generators.cpp_generator import CPPCodeGenerator, c_data_type
@@ -26,11 +23,12 @@ from ..config import Settings
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
 from . import batch, clear, hooks, random_numbers
-from .arguments import FIRST_SLOT, build_arguments
+from .arguments import FIRST_SLOT, RUNTIME_SLOT, build_arguments
 from .names import canonicalizer
 from .prefs import get_cache
+from .support_library import LIBRARY, kernel_headers
 
-__all__ = ["SoBuildCodeObject", "brian_headers", "install", "load_kernels"]
+__all__ = ["SoBuildCodeObject", "install", "load_kernels"]
 
 TARGETS = hooks.declare(__name__, "brian2.codegen.targets", "codegen_targets", "register",
                         hooks.an_instance_of(set))
@@ -40,40 +38,8 @@ RUN = hooks.declare(__name__, "brian2.core.base", "BrianObject.run", "shadow")
 BLOCKS = ("before_run", "run", "after_run")
 ENTRY = "int run(void* const* _args)"
 ARGUMENTS_PLACEHOLDER = "%SOBUILD_ARGUMENTS%"
-INCLUDES_PLACEHOLDER = "%SOBUILD_INCLUDES%"
 ERROR_BUFFER_SIZE = 1024  # sobuild_brian::ERROR_BUFFER_SIZE
 INDEX_ERROR = 1
-
-_BRIAN_DIR = Path(brian2.__file__).parent
-_TEMPLATES_DIR = Path(__file__).parent / "templates"
-_HEADER_FILES = {
-    "sobuild_brian.h": _TEMPLATES_DIR / "sobuild_brian.h",
-    "sobuild_dynamic_array.h": _TEMPLATES_DIR / "sobuild_dynamic_array.h",
-    "brianlib/dynamic_array.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/dynamic_array.h",
-    "brianlib/common_math.h": _BRIAN_DIR / "devices/cpp_standalone/brianlib/common_math.h",
-    "stdint_compat.h": _BRIAN_DIR / "synapses/stdint_compat.h",
-    "spikequeue.h": _BRIAN_DIR / "synapses/spikequeue.h",
-}
-_headers: dict[str, str] | None = None
-
-
-def brian_headers() -> dict[str, str]:
-    """The headers every Brian2 kernel includes, by content (they are part of its key)."""
-    global _headers
-    if _headers is None:
-        _headers = {name: path.read_text() for name, path in _HEADER_FILES.items()}
-    return _headers
-
-
-def _includes(declarations: str) -> str:
-    """The headers the argument declarations need (only those: parsing costs build time)."""
-    lines = []
-    if "DynamicArray" in declarations:
-        lines.append('#include "sobuild_dynamic_array.h"')
-    if "CSpikeQueue" in declarations:
-        lines.append('#include "spikequeue.h"')
-    return "\n".join(lines)
-
 
 def _output_size(codeobj) -> int:
     """Elements of the array a group_get kernel fills."""
@@ -122,12 +88,10 @@ class SoBuildCodeObject(CodeObject):
                 identifiers |= get_identifiers(text)
         self.arguments = build_arguments(self, identifiers)
         declarations = self.arguments.source()
-        includes = _includes(declarations)
         canonical = canonicalizer(variables, get_device())
         #: The C++ source of each block's kernel (None: nothing to run).
         self.sources = {
-            block: canonical(text.replace(ARGUMENTS_PLACEHOLDER, declarations)
-                             .replace(INCLUDES_PLACEHOLDER, includes)) if text else None
+            block: canonical(text.replace(ARGUMENTS_PLACEHOLDER, declarations)) if text else None
             for block, text in blocks.items()}
         self.specs: dict[str, KernelSpec] = {}
         self._funcs: dict | None = None
@@ -157,7 +121,7 @@ class SoBuildCodeObject(CodeObject):
             source=source,
             entry=ENTRY,
             flags=tuple(prefs["codegen.runtime.sobuild.extra_compile_args"]),
-            headers=brian_headers(),
+            headers=kernel_headers(),
             namespace="brian2",
         )
 
@@ -181,6 +145,8 @@ class SoBuildCodeObject(CodeObject):
             self._error = ffi.new("char[]", ERROR_BUFFER_SIZE)
             self._argblock = ffi.new("void*[]", FIRST_SLOT + len(addresses))
             self._argblock[0] = self._error
+            if self.arguments.uses_runtime:
+                self._argblock[RUNTIME_SLOT] = ffi.cast("void*", LIBRARY.address)
             for slot, address in enumerate(addresses, FIRST_SLOT):
                 self._argblock[slot] = ffi.cast("void*", address)
             if self._output_dtype is not None:
@@ -285,7 +251,12 @@ def _fused(calls):
 
 
 def load_kernels(objects: list[SoBuildCodeObject]) -> None:
-    """Build (one batch) and load the kernels of ``objects``, and bind them."""
+    """Build (one batch) and load the kernels of ``objects``, and bind them; the runtime
+    support library too (first), with the first code objects that call it."""
+    if any(getattr(obj, "arguments", None) and obj.arguments.uses_runtime for obj in objects):
+        LIBRARY.queue()
+        if LIBRARY.specs:
+            objects = [LIBRARY, *objects]
     specs = [(obj, block, spec) for obj in objects for block, spec in obj.specs.items()]
     cache = get_cache()
     clear.register(cache.root)

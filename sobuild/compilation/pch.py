@@ -16,7 +16,10 @@ reaches a heavy header: a C++ library header other than the C library's and a fe
 ones (``LEAN_HEADERS``), or a header sobuild cannot see (named by a macro, or not among the
 spec's headers). A kernel that includes only ``<cstdint>`` and ``<cmath>`` gets none: the
 header would cost more to build and keep than it saves. ``SOBUILD_PCH=1`` precompiles every
-such prologue, lean ones too; ``SOBUILD_PCH=0`` none.
+such prologue, lean ones too; ``SOBUILD_PCH=0`` none. A prologue may choose for itself:
+``#define SOBUILD_PCH 1`` gets one however lean its includes (Brian2's kernels: one lean
+prologue shared by every model, ``<cmath>`` about half of a unit's compile), ``#define
+SOBUILD_PCH 0`` none (a source built once per toolchain).
 
 How: a header not in the cache is an edge of the build's ninja run that the units using it
 depend on (order-only). One that fails to build leaves no file and the units read the header
@@ -55,6 +58,11 @@ PCH_VERSION = 1
 GUARD = "SOBUILD_PROLOGUE_H"
 #: The header's name in a build directory (its precompiled file is beside it).
 HEADER_NAME = "sobuild_prologue.h"
+#: Prologue lines by which a source chooses for itself: a precompiled header whatever its
+#: includes (kernels of which many models share the prologue), or none (a source built once
+#: per toolchain, such as a support library: its header would never be read again).
+WANT_PCH = "#define SOBUILD_PCH 1"
+NO_PCH = "#define SOBUILD_PCH 0"
 
 _C_LIBRARY = ("assert", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
               "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdbool", "stddef",
@@ -221,8 +229,10 @@ def plan(kernels: list[tuple[str, KernelSpec]], toolchain: Toolchain, *, force: 
         return None
     if any(HEADER_NAME in text for text in split.prologue):
         return None  # it would include the header itself
+    if NO_PCH in split.prologue:
+        return None
     reached, heavy = scan(split.prologue, first.headers)
-    if not (heavy or force):
+    if not (heavy or force or WANT_PCH in split.prologue):
         return None
     flags = first.flags or toolchain.default_flags
     text = prologue_header(first, split, toolchain, GUARD)

@@ -1,12 +1,11 @@
 {# The base of sobuild's C++ runtime templates (Brian2's cython_rt structure, in C++).
    Each block is one kernel `int run(void* const* _args)`; the code object replaces
-   %SOBUILD_ARGUMENTS% with the lines that bind its argument block and
-   %SOBUILD_INCLUDES% with the headers these need. #}
+   %SOBUILD_ARGUMENTS% with the lines that bind its argument block. Kernels include
+   sobuild_brian.h alone (see support_library.py). #}
 {% macro kernel_head() %}
+{# one prologue for every kernel of every model: its precompiled header is kept in the cache #}
+#define SOBUILD_PCH 1
 #include "sobuild_brian.h"
-%SOBUILD_INCLUDES%
-{% block extra_headers %}
-{% endblock %}
 
 // support code
 {{ support_code_lines | autoindent }}

@@ -13,6 +13,7 @@
     {% for varname, var in _recorded_variables | dictsort %}
     {% set array_name = get_array_name(var, access_data=False) %}
     {{ array_name }}_ptr->resize(_new_len, _num_indices);
+    {{ c_data_type(var.dtype) }}* const _{{ varname }}_row = {{ array_name }}_ptr->get_data_ptr() + (_new_len - 1) * {{ array_name }}_ptr->stride();
     {% endfor %}
     for (size_t _i = 0; _i < _num_indices; _i++)
     {
@@ -21,7 +22,7 @@
         {{ vector_code | autoindent }}
         {% for varname, var in _recorded_variables | dictsort %}
         {% set array_name = get_array_name(var, access_data=False) %}
-        (*{{ array_name }}_ptr)(_new_len - 1, _i) = _to_record_{{ varname }};
+        _{{ varname }}_row[_i] = _to_record_{{ varname }};
         {% endfor %}
     }
     {{ N }} = _new_len;

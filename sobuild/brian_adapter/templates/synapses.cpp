@@ -2,11 +2,10 @@
 {% extends 'common_group.cpp' %}
 
 {% block maincode %}
-    std::vector<int32_t>* _spiking_synapses = _queue->peek();
-    const size_t _num_spiking_synapses = _spiking_synapses->size();
+    size_t _num_spiking_synapses;
+    const int32_t* _spike_data = _queue->peek(&_num_spiking_synapses);
     if (_num_spiking_synapses > 0)
     {
-        const int32_t* _spike_data = _spiking_synapses->data();
         // scalar code
         const size_t _vectorisation_idx = -1;
         {{ scalar_code | autoindent }}

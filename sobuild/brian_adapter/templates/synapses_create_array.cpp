@@ -3,10 +3,6 @@
 {# WRITES_TO_READ_ONLY_VARIABLES { _synaptic_pre, _synaptic_post, N, N_incoming, N_outgoing } #}
 {% extends 'common_group.cpp' %}
 
-{% block extra_headers %}
-#include <map>
-{% endblock %}
-
 {% block maincode %}
     const size_t _old_size = {{ _dynamic__synaptic_pre_ptr }}->size();
     const size_t _newsize = _old_size + _numsources;

@@ -4,12 +4,6 @@
 {# ITERATE_ALL { _idx } #}
 {% extends 'common_group.cpp' %}
 
-{% block extra_headers %}
-#include <map>
-#include <set>
-#include <vector>
-{% endblock %}
-
 {% block maincode %}
     {% macro invalid_index() -%}
 {
@@ -32,7 +26,7 @@
     {{ _dynamic_N_incoming_ptr }}->resize(_N_post + _target_offset);
     {{ _dynamic_N_outgoing_ptr }}->resize(_N_pre + _source_offset);
     const size_t _old_size = {{ _dynamic__synaptic_pre_ptr }}->size();
-    std::vector<int32_t> _new_pre, _new_post;
+    sobuild_brian::buffer<int32_t> _new_pre, _new_post;
     size_t _raw_pre_idx, _raw_post_idx;
 
     // scalar code
@@ -80,8 +74,9 @@
         {% elif iterator_func == 'sample' %}
         const int _iter_sign = _uiter_step > 0 ? 1 : -1;
         {% if iterator_kwds['sample_size'] == 'fixed' %}
-        std::set<int> _selected_set;
-        std::set<int>::iterator _selected_it;
+        sobuild_brian::int_set _selected_set(_rt);
+        sobuild_brian::buffer<int> _selected;
+        size_t _selected_it = 0;
         int _n_selected = 0;
         int _n_dealt_with = 0;
         int _n_total;
@@ -118,16 +113,17 @@
         {
             // For the tracking algorithm, we have to first create all values
             // to make sure they will be iterated in sorted order
-            _selected_set.clear();
             while (_n_selected < _uiter_size)
             {
                 int _r = (int)(_rand(_vectorisation_idx) * _n_total);
-                while (!_selected_set.insert(_r).second)
+                while (!_selected_set.insert(_r))
                     _r = (int)(_rand(_vectorisation_idx) * _n_total);
                 _n_selected++;
             }
             _n_selected = 0;
-            _selected_it = _selected_set.begin();
+            _selected.reserve(_uiter_size);
+            _selected_set.take_sorted(_selected.data());
+            _selected_it = 0;
         }
         while (_n_selected < _uiter_size)
         {
@@ -141,8 +137,7 @@
                     continue;
             } else
             {
-                {{ inner_variable }} = _uiter_low + (*_selected_it) * _uiter_step;
-                _selected_it++;
+                {{ inner_variable }} = _uiter_low + _selected.data()[_selected_it++] * _uiter_step;
             }
             _n_selected++;
         {% else %}
