@@ -19,7 +19,9 @@ step. Variants:
   sobuild-cold    sobuild with a fresh cache per run, its Brian2 codegen cache off
                   (SOBUILD_CODEGEN_CACHE=0)
   sobuild-warm    sobuild with the cache the cold runs filled (one unmeasured run first
-                  fills its codegen cache)
+                  fills its codegen cache); the time steps loop in C (the default)
+  sobuild-warm-pyloop  the same, Brian2's loop calling every step in Python
+                  (SOBUILD_STEP_LOOP=python)
   cpp_standalone  Brian2's standalone C++ device, in a project directory kept across the
                   runs (one unmeasured run first compiles it): its loop is the floor
 
@@ -56,9 +58,12 @@ VARIANTS = (
     "cython-warm",
     "sobuild-cold",
     "sobuild-warm",
+    "sobuild-warm-pyloop",
     "cpp_standalone",
 )
 LARGE = ("cuba", "cobahh")
+#: The loop of sobuild (C step loop) against cpp_standalone's, at most (#14).
+STANDALONE_LOOP_GOALS = {"cuba": 1.15, "stdp": 1.15, "cobahh": 1.0}
 FIGURES = ("wall", "start", "setup", "run", "loop", "step_us")
 
 
@@ -90,6 +95,7 @@ class Runner:
         codegen_cache: bool = True,
         standalone_dir: Path | None = None,
         adapter: bool = False,
+        step_loop: str = "c",
     ) -> dict[str, float]:
         """One run in a fresh process; its figures. ``adapter`` imports sobuild's Brian2
         adapter (and with it the codegen cache) for the numpy and cython targets too."""
@@ -103,6 +109,7 @@ class Runner:
         env["SOBUILD_CACHE_DIR"] = str(sobuild_cache or self.fresh_dir("sobuild-unused"))
         env["SOBUILD_CODEGEN_CACHE"] = "1" if codegen_cache else "0"
         env["SOBUILD_BRIAN_AUTOLOAD"] = "1" if adapter else "0"
+        env["SOBUILD_STEP_LOOP"] = step_loop
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.workdir)
         wall = time.perf_counter() - t0
@@ -148,10 +155,13 @@ def measure(runner: Runner, model: str, variant: str, repeats: int) -> list[dict
         for _ in range(repeats):
             state["sobuild", model] = cache = runner.fresh_dir("sobuild-cold")
             runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
-    elif variant == "sobuild-warm":
+    elif variant in ("sobuild-warm", "sobuild-warm-pyloop"):
+        loop = "python" if variant.endswith("pyloop") else "c"
         cache = state.get(("sobuild", model)) or runner.fresh_dir("sobuild-warm")
+        state["sobuild", model] = cache
         runner.run(model, "sobuild", sobuild_cache=cache)  # fill the codegen cache, unmeasured
-        runs = [runner.run(model, "sobuild", sobuild_cache=cache) for _ in range(repeats)]
+        runs = [runner.run(model, "sobuild", sobuild_cache=cache, step_loop=loop)
+                for _ in range(repeats)]
     elif variant == "cpp_standalone":
         project = runner.fresh_dir("standalone")
         runner.run(model, "cpp_standalone", standalone_dir=project)  # compile, unmeasured
@@ -192,6 +202,13 @@ def goals(table: dict, models: list[str]) -> list[tuple[str, float | None, bool 
         if m in LARGE:
             r = ratio(table, m, "sobuild-warm", "cython-warm", "loop")
             add(f"{m}: loop (run phase), sobuild/cython <= 1", r, r is not None and r <= 1)
+    if ("one_neuron", "sobuild-warm") in table:  # #14: the step loop in C
+        us = table["one_neuron", "sobuild-warm"]["step_us"]
+        add("one_neuron: us per step, sobuild <= 0.3", us, us <= 0.3)
+    for m, most in STANDALONE_LOOP_GOALS.items():
+        if m in models:
+            r = ratio(table, m, "sobuild-warm", "cpp_standalone", "loop")
+            add(f"{m}: loop, sobuild/cpp_standalone <= {most}", r, r is not None and r <= most)
     return rows
 
 
@@ -222,6 +239,13 @@ def print_tables(table: dict, models: list[str], variants: list[str], steps: int
             ratio(table, m, "sobuild-warm", "cython-warm", "wall"),
             ratio(table, m, "sobuild-warm", "cython-warm", "step_us"),
         ]
+        emit(f"{m:<11}" + "".join("         n/a" if c is None else f"{c:>11.3f} " for c in cells))
+    emit("\nloop ratios: sobuild (C step loop), its Python loop, cython, against cpp_standalone")
+    emit(f"{'model':<11}{'C loop':>11}{'Py loop':>11}{'cython':>11}{'Py/C':>11}")
+    for m in models:
+        cells = [ratio(table, m, v, "cpp_standalone", "loop")
+                 for v in ("sobuild-warm", "sobuild-warm-pyloop", "cython-warm")]
+        cells.append(ratio(table, m, "sobuild-warm-pyloop", "sobuild-warm", "loop"))
         emit(f"{m:<11}" + "".join("         n/a" if c is None else f"{c:>11.3f} " for c in cells))
     emit("\ngoals (measured, not asserted)")
     for text, value, met in goals(table, models):
