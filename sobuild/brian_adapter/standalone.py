@@ -5,7 +5,8 @@ the project directory once Brian2 has written the sources and the makefile. The 
 wraps it: with ``prefs.codegen.runtime.sobuild.standalone`` (default True,
 ``SOBUILD_STANDALONE=0`` sets it False) the project is built by
 ``sobuild.standalone.build.build_project``, its objects keyed by content in the process's
-Cache; else, and with MSVC, by Brian2's own ``make``. ``clean`` has no meaning for objects
+Cache; else, and with MSVC, by Brian2's own ``make``. ``device.delete()`` then deletes the
+project's build log and no object files (there are none in the project). ``clean`` has no meaning for objects
 found by their content and is ignored. The build's time goes where Brian2 keeps make's
 (``device.timers['compile']['make']``); what it did is :data:`last_build` and the project's
 ``sobuild_build.log``.
@@ -13,11 +14,13 @@ found by their content and is ignored. The build's time goes where Brian2 keeps 
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
 from brian2.core.preferences import prefs
 
+from ..standalone import LOG_NAME
 from . import hooks
 from .prefs import get_cache
 
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 _COMPILE_SOURCE = hooks.declare(__name__, "brian2.devices.cpp_standalone.device",
                                 "CPPStandaloneDevice.compile_source", "wrap")
+
+_CODE_FILES_TO_DELETE = hooks.declare(__name__, "brian2.devices.cpp_standalone.device",
+                                      "CPPStandaloneDevice.code_files_to_delete", "wrap")
 
 #: The report of this process's last standalone build through sobuild (None before one).
 last_build: BuildReport | None = None
@@ -52,6 +58,20 @@ def _wrap(original):
     return compile_source
 
 
+def _wrap_files_to_delete(original):
+    def code_files_to_delete(self):
+        """Brian2's list without the object files ``make`` would have left (a build through
+        sobuild keeps its objects in the cache), with sobuild's build log."""
+        names = [name for name in original(self)
+                 if not name.endswith(".o") or os.path.exists(os.path.join(self.project_dir, name))]
+        if os.path.exists(os.path.join(self.project_dir, LOG_NAME)):
+            names.append(LOG_NAME)
+        return names
+
+    return code_files_to_delete
+
+
 def install() -> None:
-    """Wrap ``CPPStandaloneDevice.compile_source`` (once)."""
+    """Wrap ``CPPStandaloneDevice.compile_source`` and ``code_files_to_delete`` (once)."""
     _COMPILE_SOURCE.wrap(_wrap)
+    _CODE_FILES_TO_DELETE.wrap(_wrap_files_to_delete)

@@ -4,3 +4,6 @@
 as its makefile says (sources, flags, link), but keys each object file by what shapes it and
 keeps it in the cache: see ``build``.
 """
+
+#: The log of a project's last build, in its directory.
+LOG_NAME = "sobuild_build.log"

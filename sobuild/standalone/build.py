@@ -36,6 +36,7 @@ from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
 from ..keys import ABI_VERSION, compiler_environment, data_key, platform_identity
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
+from . import LOG_NAME
 from .includes import IncludeScanner, UnfollowedInclude, include_dirs
 from .makefile import Makefile, ProjectError, read_makefile
 from .merge import CodeObject, code_object, group, render
@@ -44,8 +45,6 @@ from .merge import CodeObject, code_object, group, render
 NAMESPACE = "brian2-standalone"
 #: Bump when what goes into an object changes (the merged units' text, the command line).
 OBJECT_VERSION = 1
-#: The log of the last build, in the project directory.
-LOG_NAME = "sobuild_build.log"
 
 
 class ProjectBuildError(ProjectError, RuntimeError):
@@ -63,6 +62,7 @@ class ObjectFile:
     text: str
     key: str | None = None
     hit: bool = False
+    failed: bool = False
     seconds: float = 0.0
     log: str = ""
     unit: bool = False
@@ -91,7 +91,8 @@ class BuildReport:
         lines = [f"sobuild: {len(self.hits)} object(s) from the cache, {len(self.built)} "
                  f"compiled, link {self.link_seconds:.2f} s, total {self.seconds:.2f} s"]
         for o in self.objects:
-            state = "cached  " if o.hit else f"compiled {o.seconds:6.2f} s"
+            state = ("cached  " if o.hit else "FAILED  " if o.failed
+                     else f"compiled {o.seconds:6.2f} s")
             lines.append(f"  {state}  {o.key or '(no key)':32}  {o.name}")
         lines += [f"--- {o.name}\n{o.log}" for o in self.objects if o.log.strip()]
         return "\n".join(lines) + "\n"
@@ -222,6 +223,7 @@ def _compile(report: BuildReport, build_dir: Path, makefile: Makefile, toolchain
         obj.seconds = times.get(f"{number}.o", 0.0)
         path = build_dir / f"{number}.o"
         if f"{number}.o" not in times or not path.exists():
+            obj.failed = True
             failed.append(obj)
         elif obj.key is not None:
             cache.put_data(obj.key, path.read_bytes(), namespace=NAMESPACE, seconds=obj.seconds)

@@ -165,6 +165,9 @@ CHECKS = {
         _present("brian2.devices.device", "all_devices.runtime._maximum_run_time"),
     "standalone: brian2.devices.cpp_standalone.device.CPPStandaloneDevice.compile_source":
         _wrapped("brian2.devices.cpp_standalone.device", "CPPStandaloneDevice.compile_source"),
+    "standalone: brian2.devices.cpp_standalone.device.CPPStandaloneDevice.code_files_to_delete":
+        _wrapped("brian2.devices.cpp_standalone.device",
+                 "CPPStandaloneDevice.code_files_to_delete"),
 }
 
 
