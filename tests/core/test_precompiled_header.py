@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,21 @@ def test_a_lean_kernel_gets_none_unless_asked(gcache, cache_dir, monkeypatch):
     check(gcache.load(scale_spec(3.0)), 3)
     assert len(pch_dirs(cache_dir)) == 1
     assert used(build_log(gcache, scale_spec(3.0))) == "built in this build"
+
+
+def test_a_prologue_chooses_for_itself(gcache, cache_dir, monkeypatch):
+    """``#define SOBUILD_PCH 1`` gets a lean prologue its header (Brian2's kernels, which
+    every model shares); ``#define SOBUILD_PCH 0`` a heavy one none, even under
+    SOBUILD_PCH=1 (a source built once per toolchain)."""
+    wanted = replace(scale_spec(2.0), source="#define SOBUILD_PCH 1\n" + scale_spec(2.0).source)
+    check(gcache.load(wanted), 2)
+    assert used(build_log(gcache, wanted)) == "built in this build"
+    assert len(pch_dirs(cache_dir)) == 1
+    monkeypatch.setenv("SOBUILD_PCH", "1")
+    unwanted = heavy_spec(3, source="#define SOBUILD_PCH 0\n" + heavy_spec(3).source)
+    check(gcache.load(unwanted), 3)
+    assert used(build_log(gcache, unwanted)) is None
+    assert len(pch_dirs(cache_dir)) == 1
 
 
 def test_sobuild_pch_0_builds_none(gcache, cache_dir, monkeypatch):
