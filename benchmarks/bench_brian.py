@@ -17,7 +17,10 @@ step. Variants:
   cython-cold     cython with a fresh extension cache per run
   cython-warm     cython with the cache the cold runs filled
   sobuild-cold    sobuild with a fresh cache per run, its Brian2 codegen cache off
-                  (SOBUILD_CODEGEN_CACHE=0)
+                  (SOBUILD_CODEGEN_CACHE=0): the very first model on an empty cache,
+                  including what is built once per toolchain (support library, PCH)
+  sobuild-cold-new  a new model on a used cache: the same, on a copy of a cache that
+                  another model (one_neuron; for one_neuron, cuba) filled, unmeasured
   sobuild-warm    sobuild with the cache the cold runs filled (one unmeasured run first
                   fills its codegen cache); the time steps loop in C (the default)
   sobuild-warm-pyloop  the same, Brian2's loop calling every step in Python
@@ -57,6 +60,7 @@ VARIANTS = (
     "cython-cold",
     "cython-warm",
     "sobuild-cold",
+    "sobuild-cold-new",
     "sobuild-warm",
     "sobuild-warm-pyloop",
     "cpp_standalone",
@@ -155,6 +159,14 @@ def measure(runner: Runner, model: str, variant: str, repeats: int) -> list[dict
         for _ in range(repeats):
             state["sobuild", model] = cache = runner.fresh_dir("sobuild-cold")
             runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
+    elif variant == "sobuild-cold-new":
+        used = runner.fresh_dir("sobuild-used")
+        donor = "cuba" if model == "one_neuron" else "one_neuron"
+        runner.run(donor, "sobuild", sobuild_cache=used, codegen_cache=False)  # unmeasured
+        for _ in range(repeats):
+            cache = runner.fresh_dir("sobuild-cold-new")
+            shutil.copytree(used, cache, dirs_exist_ok=True)
+            runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
     elif variant in ("sobuild-warm", "sobuild-warm-pyloop"):
         loop = "python" if variant.endswith("pyloop") else "c"
         cache = state.get(("sobuild", model)) or runner.fresh_dir("sobuild-warm")
@@ -192,6 +204,10 @@ def goals(table: dict, models: list[str]) -> list[tuple[str, float | None, bool 
     for m in models:
         r = ratio(table, m, "cython-cold", "sobuild-cold", "start")
         add(f"{m}: cold start, cython/sobuild >= 10", r, r is not None and r >= 10)
+    for m in models:  # #13: a cold process, as a whole
+        for v, case in (("sobuild-cold-new", "new model"), ("sobuild-cold", "empty cache")):
+            r = ratio(table, m, v, "cython-cold", "wall")
+            add(f"{m}: cold process ({case}), sobuild/cython <= 0.1", r, r is not None and r <= 0.1)
     for m in models:
         r = ratio(table, m, "sobuild-warm", "cython-warm", "wall")
         add(f"{m}: warm process wall, sobuild/cython <= 1", r, r is not None and r <= 1)
@@ -231,11 +247,13 @@ def print_tables(table: dict, models: list[str], variants: list[str], steps: int
                     f"{f['loop']:>9.2f}{f['step_us']:>10.2f}"
                 )
     emit("\nratios sobuild/cython (cold: cold caches, warm: warm caches)")
-    emit(f"{'model':<11}{'start cold':>12}{'wall cold':>11}{'wall warm':>11}{'step warm':>11}")
+    emit(f"{'model':<11}{'start cold':>12}{'wall cold':>11}{'wall new':>11}{'wall warm':>11}"
+         f"{'step warm':>11}")
     for m in models:
         cells = [
             ratio(table, m, "sobuild-cold", "cython-cold", "start"),
             ratio(table, m, "sobuild-cold", "cython-cold", "wall"),
+            ratio(table, m, "sobuild-cold-new", "cython-cold", "wall"),
             ratio(table, m, "sobuild-warm", "cython-warm", "wall"),
             ratio(table, m, "sobuild-warm", "cython-warm", "step_us"),
         ]
