@@ -203,7 +203,8 @@ def _compile(report: BuildReport, build_dir: Path, makefile: Makefile, toolchain
         return
     lines = ["ninja_required_version = 1.5", "rule compile", "  command = $cmd",
              "  description = CXX $out"]
-    for number, obj in misses:
+    # the longest first (ninja starts edges in the order of the file): the critical path
+    for number, obj in sorted(misses, key=lambda item: -len(item[1].text)):
         if obj.unit:
             (build_dir / obj.source).write_text(obj.text)
         command = _compile_command(obj, number, report.directory, build_dir,
