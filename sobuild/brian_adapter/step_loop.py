@@ -69,10 +69,9 @@ class _RunContext:
             report = TEXT_REPORT.get()(sys.stderr if report == "stderr" else sys.stdout)
         elif not callable(report):
             return report
-        period = float(self.report_period)
 
-        def reported(*args):
-            self.next_report = time.time() + period
+        def reported(*args):  # report_period is valid by now: Brian2 checked its unit
+            self.next_report = time.time() + float(self.report_period)
             return report(*args)
 
         return reported
@@ -132,6 +131,8 @@ def bind(network: Network, objects: list, uses_sobuild: bool) -> None:
         context.stop_by = time.time() + float(maximum)
     loop = NetworkLoop(network, [obj for obj in objects if obj.active],
                        list(network._clocks), context)
+    if loop.python_at_every_step:
+        return
     for clk in network._clocks:
         clk.advance = loop.advance_of(clk)
 
@@ -147,18 +148,24 @@ class NetworkLoop:
         self.clocks = clocks
         clock_index = {id(clk): i for i, clk in enumerate(clocks)}
         funcs, argblocks, call_clock, self.codeobjs = [], [], [], []
+        python_clocks = set()
         for obj in active_objects:
             fused = obj.__dict__.get("run")
             calls = getattr(fused, "calls", None)
             if calls is None and not obj._code_objects and type(obj).run is BrianObject.run:
                 continue  # nothing runs: a group without code objects
             index = clock_index[id(obj.clock)]
+            if calls is None:  # Python runs it
+                python_clocks.add(index)
             for func, argblock, codeobj in calls if calls is not None else [(None,) * 3]:
                 funcs.append(ffi.NULL if func is None else ffi.cast("void*", func))
                 argblocks.append(ffi.NULL if argblock is None else ffi.cast("void*", argblock))
                 call_clock.append(index)
                 self.codeobjs.append(codeobj)
         n_clocks = len(clocks)
+        #: Every clock has an object that Python runs: so has every step (then the C loop
+        #: would only add a call per step).
+        self.python_at_every_step = len(python_clocks) == n_clocks
         clock_arrays = {name: [clk.variables[name].get_value() for clk in clocks]
                         for name in ("timestep", "t", "dt")}
         self.deadline = np.zeros(1, dtype=np.float64)
