@@ -105,6 +105,7 @@ def main() -> None:
         return
 
     info = machine()
+    info["load_start"] = info.pop("load")
     runs: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-standalone-") as tmp:
         workdir = Path(tmp)
