@@ -36,7 +36,7 @@ from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
 from ..keys import ABI_VERSION, compiler_environment, data_key, platform_identity
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
-from . import LOG_NAME
+from . import LOG_NAME, prelude
 from .includes import IncludeScanner, UnfollowedInclude, include_dirs
 from .makefile import Makefile, ProjectError, read_makefile
 from .merge import CodeObject, code_object, group, render
@@ -105,6 +105,7 @@ def object_key(toolchain: Toolchain, flags: tuple[str, ...], obj: ObjectFile,
         "abi": ABI_VERSION, "object": OBJECT_VERSION, "name": obj.name, "text": obj.text,
         "headers": headers, "flags": list(flags), "toolchain": toolchain.key_identity(flags),
         "platform": platform_identity(), "environment": compiler_environment(),
+        "prelude": prelude.PRELUDE if prelude.reads_prelude(obj.name, toolchain) else None,
     }
     return data_key(NAMESPACE, json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
@@ -187,10 +188,12 @@ def build_project(directory: str | os.PathLike, cache: Cache) -> BuildReport:
 
 
 def _compile_command(obj: ObjectFile, number: int, project: Path, build_dir: Path,
-                     flags: tuple[str, ...], toolchain: Toolchain) -> str:
+                     flags: tuple[str, ...], toolchain: Toolchain,
+                     header: prelude.Prelude | None) -> str:
     source = str(build_dir / obj.source) if obj.unit else obj.source
-    argv = [*toolchain.command, *flags, f"-fdebug-prefix-map={project}=.", "-c", source,
-            "-o", str(build_dir / f"{number}.o")]
+    include = ["-include", str(header.header), "-Winvalid-pch"] if header is not None else []
+    argv = [*toolchain.command, *flags, f"-fdebug-prefix-map={project}=.", *include, "-c",
+            source, "-o", str(build_dir / f"{number}.o")]
     return (f"cd {shlex.quote(str(project))} && {shlex.join(argv)} "
             f"> {shlex.quote(str(build_dir / f'{number}.log'))} 2>&1")
 
@@ -203,18 +206,29 @@ def _compile(report: BuildReport, build_dir: Path, makefile: Makefile, toolchain
         return
     lines = ["ninja_required_version = 1.5", "rule compile", "  command = $cmd",
              "  description = CXX $out"]
+    project, flags = report.directory, makefile.compile_flags
+    header = (prelude.prepare(cache, toolchain, flags, build_dir)
+              if any(prelude.reads_prelude(o.name, toolchain) for _, o in misses) else None)
+    after = ""
+    if header is not None and header.built_here:
+        binary = ninja_escape(header.binary.name)
+        lines += [f"build {binary}: compile",
+                  f"  cmd = {ninja_value(prelude.build_command(header, project, flags, toolchain))}"]
+        after = f" || {binary}"
     # the longest first (ninja starts edges in the order of the file): the critical path
     for number, obj in sorted(misses, key=lambda item: -len(item[1].text)):
         if obj.unit:
             (build_dir / obj.source).write_text(obj.text)
-        command = _compile_command(obj, number, report.directory, build_dir,
-                                   makefile.compile_flags, toolchain)
-        lines += [f"build {ninja_escape(f'{number}.o')}: compile",
+        reads = header if prelude.reads_prelude(obj.name, toolchain) else None
+        command = _compile_command(obj, number, project, build_dir, flags, toolchain, reads)
+        lines += [f"build {ninja_escape(f'{number}.o')}: compile{after if reads else ''}",
                   f"  cmd = {ninja_value(command)}"]
     (build_dir / "build.ninja").write_text("\n".join(lines) + "\n")
     env = {**os.environ, **dict(toolchain.environment)}
     output, timed_out = run_build_file(build_dir, cache.jobs, env, cache.settings.build_timeout)
     times = read_ninja_log(build_dir)
+    if header is not None:
+        prelude.publish(cache, header)
     failed = []
     for number, obj in misses:
         try:

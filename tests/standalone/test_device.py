@@ -69,7 +69,8 @@ def assert_same(ours: dict, reference: dict) -> None:
         np.testing.assert_array_equal(ours[name], reference[name], err_msg=name)
 
 
-def test_results_equal_make_and_a_second_project_compiles_nothing(standalone, tmp_path):
+def test_results_equal_make_and_a_second_project_compiles_nothing(standalone, tmp_path,
+                                                                  standalone_cache):
     reference = build(tmp_path / "make", make=True)
     assert not (tmp_path / "make" / "sobuild_build.log").exists()
 
@@ -84,6 +85,10 @@ def test_results_equal_make_and_a_second_project_compiles_nothing(standalone, tm
     second = build(tmp_path / "second")
     assert last_build().built == []
     assert_same(second, reference)
+    from sobuild.brian_adapter.prefs import get_cache
+
+    if get_cache().toolchain.precompiled_headers:  # GCC: the C++ library headers, once
+        assert len(list((standalone_cache / "pch").iterdir())) == 1
 
 
 def test_a_changed_parameter_recompiles_only_the_unit_that_uses_it(standalone, tmp_path):
