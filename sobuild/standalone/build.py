@@ -259,7 +259,7 @@ def _link(report: BuildReport, build_dir: Path, makefile: Makefile,
     """Link the program into the project directory (replacing the old one atomically)."""
     start = time.perf_counter()
     program = report.directory / makefile.program
-    linking = program.with_name(f".{program.name}.sobuild-link")
+    linking = program.with_name(f".{program.name}.sobuild-link-{os.getpid()}")
     objects = [str(build_dir / f"{n}.o") for n in range(len(report.objects))]
     proc = subprocess.run([*toolchain.command, *objects, "-o", str(linking),
                            *makefile.link_flags], cwd=report.directory, capture_output=True,
