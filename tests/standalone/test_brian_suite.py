@@ -2,8 +2,8 @@
 
 ``brian2.test([], test_codegen_independent=False, test_standalone='cpp_standalone')`` in a
 fresh process that imported the adapter, on an empty cache: the whole suite is ``slow``
-(hours on 2 cores), two of its tests of ``test_cpp_standalone.py`` (several connect() calls,
-run_args given as a dict) run in CI. Tests run one
+(hours on 2 cores), three of its tests of ``test_cpp_standalone.py`` (several connect()
+calls, run_args given as a dict, ``device.delete()`` leaving no file behind) run in CI. Tests run one
 after the other (no xdist), each in its fresh temporary project directory, as Brian2 runs
 them.
 """
@@ -30,7 +30,8 @@ sys.exit(0 if ok else 1)
 """
 
 #: Tests of Brian2's test_cpp_standalone.py that CI runs.
-SUBSET = ("test_multiple_connects", "test_change_parameter_without_recompile_dict_syntax")
+SUBSET = ("test_multiple_connects", "test_change_parameter_without_recompile_dict_syntax",
+          "test_delete_directory")
 
 
 def run_suite(tmp_path, *args: str) -> tuple[str, dict[str, int]]:
