@@ -31,7 +31,7 @@ from brian2.core.base import BrianObject
 from brian2.core.clocks import Clock
 from brian2.core.network import Network
 from brian2.core.preferences import prefs
-from brian2.devices.device import get_device
+from brian2.devices.device import RuntimeDevice, get_device
 from brian2.units import second
 
 from ..loader.cffi_loader import ffi
@@ -92,7 +92,9 @@ def _with_context(original: Callable) -> Callable:
         global _current
         outer, _current = _current, _RunContext(self, profile, report_period)
         try:
-            report = _current.watch(report) if report is not None else None
+            if report is not None and isinstance(get_device(), RuntimeDevice):
+                # (a standalone device writes the report into its C++ code: left as given)
+                report = _current.watch(report)
             # one frame deeper: Brian2 finds the caller's namespace ``level`` frames up
             return original(self, duration, report, report_period, namespace, profile,
                             level + 1)

@@ -253,6 +253,23 @@ def test_text_report_is_printed(capsys):
     assert "Starting simulation" in out and "100%" in out
 
 
+def test_a_standalone_device_gets_the_report_as_given():
+    """The report the C loop watches is the runtime device's: cpp_standalone writes a
+    text report into its C++ code and refuses anything but a string (Brian2's
+    test_multiple_runs_report_standalone failed with the adapter imported)."""
+    from brian2 import NeuronGroup, device, ms, run, set_device
+    from brian2.devices.device import reset_device
+
+    set_device("cpp_standalone", build_on_run=False)
+    try:
+        G = NeuronGroup(1, "dv/dt = 1*Hz : 1")  # noqa: F841
+        run(1 * ms, report="text")
+        assert any("report_progress" in line for line in device.report_func.splitlines())
+    finally:
+        device.reinit()  # the standalone device: forget the network
+        reset_device()
+
+
 def _failing():
     """A user function in C++ that throws once v passes 2 (at 2 ms): the run stops there."""
     from brian2 import NeuronGroup, check_units, implementation, ms, run
