@@ -2,10 +2,11 @@
 
 ``brian2.test([], test_codegen_independent=False, test_standalone='cpp_standalone')`` in a
 fresh process that imported the adapter, on an empty cache: the whole suite is ``slow``
-(hours on 2 cores), three of its tests of ``test_cpp_standalone.py`` (several connect()
-calls, run_args given as a dict, ``device.delete()`` leaving no file behind) run in CI. Tests run one
-after the other (no xdist), each in its fresh temporary project directory, as Brian2 runs
-them.
+(hours on 2 cores), four of its tests run in CI: three of ``test_cpp_standalone.py``
+(several connect() calls, run_args given as a dict, ``device.delete()`` leaving no file
+behind) and a wrong report given to cpp_standalone (the step loop's wrapper once changed
+what it got). Tests run one after the other (no xdist), each in its fresh temporary project
+directory, as Brian2 runs them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.exit(0 if ok else 1)
 
 #: Tests of Brian2's test_cpp_standalone.py that CI runs.
 SUBSET = ("test_multiple_connects", "test_change_parameter_without_recompile_dict_syntax",
-          "test_delete_directory")
+          "test_delete_directory", "test_multiple_runs_report_standalone_incorrect")
 
 
 def run_suite(tmp_path, *args: str) -> tuple[str, dict[str, int]]:
