@@ -33,6 +33,13 @@ def compiler_environment() -> dict:
     return {name: os.environ[name] for name in COMPILER_ENVIRONMENT if os.environ.get(name)}
 
 
+def build_identity(toolchain: Toolchain, flags: tuple[str, ...]) -> dict:
+    """What shapes any output of ``toolchain`` with ``flags`` besides its input: the part of a
+    key that precompiled headers and standalone objects share (merge their own fields in)."""
+    return {"abi": ABI_VERSION, "toolchain": toolchain.key_identity(flags),
+            "platform": platform_identity(), "environment": compiler_environment()}
+
+
 def kernel_key(spec: KernelSpec, toolchain: Toolchain) -> str:
     """32 hex digits; equal on every process and machine that would build the same binary."""
     payload = {

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import xxhash
 
-from ..keys import ABI_VERSION, compiler_environment, platform_identity
+from ..keys import build_identity
 from ..spec import KernelSpec
 from ..toolchains.base import Toolchain
 from .translation_unit import prologue_header, split_source
@@ -203,14 +203,11 @@ def pch_key(text: str, reached: Mapping[str, str], flags: tuple[str, ...],
     """32 hex digits naming a precompiled header: equal wherever the same compiler would
     build it from the same text, headers and flags."""
     payload = {
+        **build_identity(toolchain, flags),
         "pch": PCH_VERSION,
-        "abi": ABI_VERSION,
-        "toolchain": toolchain.key_identity(flags),
         "argv": toolchain.pch_argv("$in", "$out", "$incdir", flags),
         "text": text,
         "headers": sorted(reached.items()),
-        "platform": platform_identity(),
-        "environment": compiler_environment(),
     }
     return xxhash.xxh3_128_hexdigest(json.dumps(payload, sort_keys=True,
                                                 separators=(",", ":")).encode())

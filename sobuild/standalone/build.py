@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
-from ..keys import ABI_VERSION, compiler_environment, data_key, platform_identity
+from ..keys import build_identity, data_key
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
 from . import LOG_NAME, prelude
 from .includes import IncludeScanner, UnfollowedInclude, include_dirs
@@ -102,9 +102,8 @@ def object_key(toolchain: Toolchain, flags: tuple[str, ...], obj: ObjectFile,
                headers: dict[str, str]) -> str:
     """The content address of an object file."""
     payload = {
-        "abi": ABI_VERSION, "object": OBJECT_VERSION, "name": obj.name, "text": obj.text,
-        "headers": headers, "flags": list(flags), "toolchain": toolchain.key_identity(flags),
-        "platform": platform_identity(), "environment": compiler_environment(),
+        **build_identity(toolchain, flags), "object": OBJECT_VERSION, "name": obj.name,
+        "text": obj.text, "headers": headers, "flags": list(flags),
         "prelude": prelude.PRELUDE if prelude.reads_prelude(obj.name, toolchain) else None,
     }
     return data_key(NAMESPACE, json.dumps(payload, sort_keys=True, separators=(",", ":")))

@@ -25,7 +25,7 @@ from ..cache import Cache
 from ..compilation.pch import read_depends, stale
 from ..config import setting
 from ..errors import UntrustedEntryError
-from ..keys import ABI_VERSION, compiler_environment, data_key, platform_identity
+from ..keys import build_identity, data_key
 from ..store.store import BrokenEntryError
 from ..toolchains.base import Toolchain
 
@@ -66,9 +66,7 @@ def prepare(cache: Cache, toolchain: Toolchain, flags: tuple[str, ...],
             build_dir: Path) -> Prelude:
     """The prelude for a build with ``flags`` in ``build_dir`` (its header written there,
     and its precompiled form when the cache has a sound one)."""
-    payload = {"abi": ABI_VERSION, "prelude": PRELUDE, "flags": list(flags),
-               "toolchain": toolchain.key_identity(flags), "platform": platform_identity(),
-               "environment": compiler_environment()}
+    payload = {**build_identity(toolchain, flags), "prelude": PRELUDE, "flags": list(flags)}
     key = data_key("brian2-standalone-prelude", json.dumps(payload, sort_keys=True))
     prelude = Prelude(key, build_dir / HEADER_NAME, built_here=True)
     prelude.header.write_text(PRELUDE)
