@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .remote.tier import RemoteTier
     from .store.meta import ArtifactMeta
 
-#: Seconds a run (not a command) waits at most for a locked index.
+#: Seconds a run (not a command) waits for a locked index unless SOBUILD_SQLITE_TIMEOUT is set.
 RUN_INDEX_TIMEOUT = 1.0
 
 
@@ -63,8 +63,10 @@ class Cache:
                  toolchain: Toolchain | None = None, jobs: int | None = None,
                  progress: Progress | None = None):
         settings = Settings.from_env(path)
-        # a run waits at most about a second for a locked index: then it skips and counts
-        bound = min(RUN_INDEX_TIMEOUT, setting("SOBUILD_SQLITE_TIMEOUT"))
+        # a run waits about a second for a locked index, then skips and counts the update;
+        # a timeout the user set is theirs to choose (a loaded node may need longer)
+        bound = (setting("SOBUILD_SQLITE_TIMEOUT") if os.environ.get("SOBUILD_SQLITE_TIMEOUT")
+                 else RUN_INDEX_TIMEOUT)
         store = Store(settings.cache_dir, trust_group=settings.trust_group, index_timeout=bound)
         if not store.usable():
             fallback = private_temp_dir()

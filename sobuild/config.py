@@ -129,7 +129,8 @@ VARIABLES: dict[str, Variable] = {
     "SOBUILD_RETRY_FAILED": Variable(parse_flag, False, "build kernels again whose earlier "
                                                         "build failed"),
     "SOBUILD_SQLITE_TIMEOUT": Variable(parse_duration, 10.0, "wait for a locked index "
-                                                             "(commands; a run waits at most 1 s)"),
+                                                             "(unset: 10 s for commands, 1 s "
+                                                             "for a run)"),
     "SOBUILD_SQLITE_WAL": Variable(parse_optional_flag, None, "sqlite WAL (default: off on "
                                                               "network filesystems)"),
     "SOBUILD_REMOTE": Variable(parse_remotes, (), "remote tiers: redis:// or http(s):// URLs",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import sobuild
 from sobuild.errors import ConfigError
 from sobuild.store.filesystems import filesystem_type, is_network_filesystem, use_wal
 from sobuild.store.index import Index
@@ -75,3 +76,11 @@ def test_busy_timeout_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("SOBUILD_SQLITE_TIMEOUT", "a while")
     with pytest.raises(ConfigError, match="SOBUILD_SQLITE_TIMEOUT"):
         Index(Layout(tmp_path))
+
+
+def test_a_run_waits_a_second_for_the_index_unless_the_user_set_the_timeout(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("SOBUILD_SQLITE_TIMEOUT", raising=False)
+    assert sobuild.Cache(tmp_path).store.index.timeout == 1.0
+    monkeypatch.setenv("SOBUILD_SQLITE_TIMEOUT", "60")
+    assert sobuild.Cache(tmp_path).store.index.timeout == 60.0

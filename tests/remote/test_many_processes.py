@@ -16,9 +16,11 @@ def test_32_processes_on_empty_caches_and_a_warm_remote_compile_nothing(
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     # 32 processes on 2 cores wait for a CPU far longer than the default timeouts allow (which
-    # would rightly give up and build): here the point is that a served remote is used
+    # would rightly give up and build, or skip an index record): here the point is that a
+    # served remote is used
     patient = f"{remote_server.url}|connect-timeout=60000|operation-timeout=60000"
-    workers = [machines(f"node-{i}", remote=patient, SOBUILD_REMOTE_BUDGET="600").start(
+    workers = [machines(f"node-{i}", remote=patient, SOBUILD_REMOTE_BUDGET="600",
+                        SOBUILD_SQLITE_TIMEOUT="600").start(
                    "--kernels", "4", "--tag", "many", "--barrier", str(barrier))
                for i in range(PROCESSES)]
     deadline = time.monotonic() + 600  # guards against a hang only
