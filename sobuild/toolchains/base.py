@@ -48,8 +48,10 @@ class Toolchain:
     ``resolved`` path, ``version`` (its ``--version`` output), ``target`` (its triple),
     ``macros`` (the identifying macros it predefines, such as ``__VERSION__``), ``proper``
     (the compiler proper its driver runs, cc1plus or clang's ``-cc1``: the real compiler
-    behind a wrapper such as mpicxx) and ``script`` (a digest of the compiler file when it
-    is a script, which can add flags). ``environment`` holds variables the compiler needs
+    behind a wrapper such as mpicxx), ``script`` (a digest of the compiler file when it
+    is a script, which can add flags) and ``linker`` (the ``-fuse-ld=`` choice of
+    ``linkers.fastest_linker``, with its ``linker_path`` and ``linker_version``; empty: the
+    driver's own). ``environment`` holds variables the compiler needs
     (MSVC's vcvarsall environment); ``probe_records`` is where probes of it are remembered.
     """
 
@@ -63,6 +65,9 @@ class Toolchain:
     macros: tuple[tuple[str, str], ...] = ()
     proper: str = ""
     script: str = ""
+    linker: str = ""
+    linker_path: str = ""
+    linker_version: str = ""
     probe_records: ProbeRecords | None = field(default=None, compare=False, repr=False)
 
     family: ClassVar[str] = "generic"
@@ -109,6 +114,8 @@ class Toolchain:
             identity["proper"] = self.proper
         if self.script:
             identity["script"] = self.script
+        if self.linker:
+            identity["linker"] = f"{self.linker}: {self.linker_version}"
         return identity
 
     def key_identity(self, flags: tuple[str, ...]) -> dict:

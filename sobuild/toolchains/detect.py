@@ -255,9 +255,9 @@ def _not_found(name: str, env: Mapping[str, str]) -> str:
                                 " (PATH is empty)")
 
 
-_PROBE_FIELDS = ("family", "command", "compiler", "version", "target", "system", "resolved",
-                 "environment", "macros", "proper", "proper_status", "script")
-_TEXT_FIELDS = ("version", "target", "system", "resolved", "proper", "proper_status", "script")
+_TEXT_FIELDS = ("version", "target", "system", "resolved", "proper", "proper_status", "script",
+                "linker", "linker_path", "linker_version", "linker_status")
+_PROBE_FIELDS = ("family", "command", "compiler", "environment", "macros", *_TEXT_FIELDS)
 
 
 def probe_fingerprint(command: tuple[str, ...], compiler: tuple[str, ...],
@@ -280,7 +280,10 @@ def _cached_probe(command: tuple[str, ...], compiler: tuple[str, ...],
                 "target": toolchain.target, "system": toolchain.system,
                 "resolved": toolchain.resolved, "environment": recorded_environment,
                 "macros": dict(toolchain.macros), "proper": toolchain.proper,
-                "proper_status": file_status(toolchain.proper), "script": toolchain.script}
+                "proper_status": file_status(toolchain.proper), "script": toolchain.script,
+                "linker": toolchain.linker, "linker_path": toolchain.linker_path,
+                "linker_version": toolchain.linker_version,
+                "linker_status": file_status(toolchain.linker_path)}
 
     def check(data: dict) -> str | None:
         """Why a record is not this compiler's probe (None: it is)."""
@@ -301,8 +304,10 @@ def _cached_probe(command: tuple[str, ...], compiler: tuple[str, ...],
         return None
 
     def fresh(data: dict) -> bool:
-        """False when the compiler proper (behind a wrapper too) changed since the probe."""
-        return file_status(data["proper"]) == data["proper_status"]
+        """False when the compiler proper (behind a wrapper too) or the linker it chose
+        changed since the probe."""
+        return (file_status(data["proper"]) == data["proper_status"]
+                and file_status(data["linker_path"]) == data["linker_status"])
 
     # The PATH the compiler runs with (the process's, or MSVC's environment's): a wrapper
     # runs the compiler it finds there.
@@ -316,7 +321,8 @@ def _cached_probe(command: tuple[str, ...], compiler: tuple[str, ...],
         version=data["version"], target=data["target"], system=data["system"],
         environment=environment, resolved=data["resolved"],
         macros=tuple(sorted(data["macros"].items())), proper=data["proper"],
-        script=data["script"], probe_records=records)
+        script=data["script"], linker=data["linker"], linker_path=data["linker_path"],
+        linker_version=data["linker_version"], probe_records=records)
 
 
 def detect(env: Mapping[str, str] | None = None, records: ProbeRecords | None = None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shlex
 from collections.abc import Callable
 
 from .base import Toolchain
+from .linkers import fastest_linker
 from .probes import cpu_descriptor, file_status, run_compiler, stat_fingerprint
 
 #: Flags whose meaning depends on the host CPU: a key must then name the CPU.
@@ -84,21 +86,32 @@ class GCC(Toolchain):
     @classmethod
     def describe(cls, compiler: tuple[str, ...], preprocessed: str,
                  run: Callable[[list[str]], str]) -> dict:
-        """``--version``, ``-dumpmachine`` and the compiler proper (from ``-###``)."""
+        """``--version``, ``-dumpmachine``, the compiler proper (from ``-###``) and the
+        fastest linker it can use."""
         version = run([*compiler, "--version"])
         target = run([*compiler, "-dumpmachine"]).strip()
         if not target or len(target.split()) != 1:
             raise ValueError(f"-dumpmachine printed {target[:200]!r}, not a target triple "
                              "such as x86_64-linux-gnu")
         driver = run([*compiler, "-###", "-x", "c++", "-c", os.devnull, "-o", os.devnull])
-        return {"version": version, "target": target, "proper": compiler_proper(driver)}
+        linker = fastest_linker(compiler, platform.system())
+        return {"version": version, "target": target, "proper": compiler_proper(driver),
+                "linker": linker.name if linker else "",
+                "linker_path": linker.path if linker else "",
+                "linker_version": linker.version if linker else ""}
 
     def export_macro(self) -> str:
         return '__attribute__((visibility("default")))'
 
     def shared_object_argv(self, source: str, output: str, include_dir: str,
                            flags: tuple[str, ...]) -> list[str]:
-        return [*self.command, *self.base_flags, *flags, "-I", include_dir, "-o", output, source]
+        return [*self.command, *self.base_flags, *self.link_flags, *flags, "-I", include_dir,
+                "-o", output, source]
+
+    @property
+    def link_flags(self) -> tuple[str, ...]:
+        """``-fuse-ld=`` of the probe's faster linker, if it found one."""
+        return (f"-fuse-ld={self.linker}",) if self.linker else ()
 
     # -- precompiled headers ---------------------------------------------------------
 

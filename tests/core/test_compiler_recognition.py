@@ -27,11 +27,10 @@ from sobuild.toolchains.detect import PROBE_SOURCE, read_probe, split_launchers
 from sobuild.toolchains.probes import ProbeRecords
 
 from .kernels import scale_spec
+from .probe_calls import PROBE, detection_calls
 
 GXX = shutil.which("g++")
 PATH = os.environ["PATH"]
-#: What probing a GCC-compatible compiler runs, by first argument.
-PROBE = ["-E", "--version", "-dumpmachine", "-###"]
 
 
 def script(path: Path, body: str) -> str:
@@ -215,9 +214,10 @@ def test_the_warm_path_runs_neither_the_launcher_nor_the_compiler(monkeypatch, t
     records = ProbeRecords(tmp_path / "cache", None)
     env = {"SOBUILD_CXX": f"ccache {compiler}", "PATH": PATH}
     first = detect(env, records)
-    assert [c.split()[0] for c in log.read_text().splitlines()] == PROBE
+    calls = log.read_text().splitlines()
+    assert [c.split()[0] for c in detection_calls(calls)] == PROBE
     assert detect(env, records) == first
-    assert len(log.read_text().splitlines()) == len(PROBE)  # nothing ran the second time
+    assert log.read_text().splitlines() == calls  # nothing ran the second time
     assert not (tmp_path / "ccache.log").exists()  # and ccache never ran for a probe
 
 
@@ -313,12 +313,12 @@ def test_a_compiler_replaced_behind_its_wrapper_is_probed_again(tmp_path):
     first = detect(env, records)
     assert first.identity()["proper"] == str(proper)
     assert detect(env, records) == first
-    assert len(log.read_text().splitlines()) == len(PROBE)
+    assert len(detection_calls(log.read_text().splitlines())) == len(PROBE)
     proper.write_text("version 2, a little longer")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # out of date is not suspicious: no warning
         assert detect(env, records) == first
-    assert len(log.read_text().splitlines()) == 2 * len(PROBE)
+    assert len(detection_calls(log.read_text().splitlines())) == 2 * len(PROBE)
 
 
 # -- what is not a compiler says so ------------------------------------------------------------
