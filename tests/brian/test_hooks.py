@@ -168,6 +168,9 @@ CHECKS = {
     "standalone: brian2.devices.cpp_standalone.device.CPPStandaloneDevice.code_files_to_delete":
         _wrapped("brian2.devices.cpp_standalone.device",
                  "CPPStandaloneDevice.code_files_to_delete"),
+    **{f"linear_exponential: brian2.stateupdaters.exact.{name}":
+       _wrapped("brian2.stateupdaters.exact", name)
+       for name in ("get_linear_system", "extract_method_options")},
 }
 
 
