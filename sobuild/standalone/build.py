@@ -11,7 +11,8 @@ library sources (``brianlib/spikequeue.cpp``) and the files that depend on nothi
 model-specific (``network.cpp``) get the same key in every project: they are compiled once
 per compiler and flags. The code objects are merged into one unit per parallel job
 (``merge``). Every miss is compiled in one ninja run; then the program is linked in the
-project directory, where ``device.run()`` finds it.
+build's private directory and renamed into the project directory, where ``device.run()``
+finds it (a shared project directory: nothing is written through a name planted there).
 
 Objects are compiled with the project directory as the working directory (``-I.`` and the
 relative file names mean what they mean to ``make``) and with
@@ -35,6 +36,7 @@ from pathlib import Path
 from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
 from ..keys import build_identity, data_key
+from ..store.trust import current_umask
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
 from . import LOG_NAME, prelude
 from .includes import IncludeScanner, UnfollowedInclude, include_dirs
@@ -182,8 +184,23 @@ def build_project(directory: str | os.PathLike, cache: Cache) -> BuildReport:
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
         report.seconds = time.perf_counter() - start
-        (project / LOG_NAME).write_text(report.describe())
+        _replace_file(project / LOG_NAME, report.describe().encode())
     return report
+
+
+def _replace_file(path: Path, content: bytes) -> None:
+    """Write ``path`` under a fresh name of its own in the same directory, then rename it
+    into place: whatever stood at ``path`` (a symbolic link, a FIFO another user of a shared
+    project directory planted) is replaced, never written through or waited on."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _compile_command(obj: ObjectFile, number: int, project: Path, build_dir: Path,
@@ -255,10 +272,12 @@ def _compile(report: BuildReport, build_dir: Path, makefile: Makefile, toolchain
 
 def _link(report: BuildReport, build_dir: Path, makefile: Makefile,
           toolchain: Toolchain) -> None:
-    """Link the program into the project directory (replacing the old one atomically)."""
+    """Link the program in this build's private directory, then rename it into the project
+    (atomically, replacing the old one): no other process, nor a name someone planted in a
+    shared project directory, is ever written through."""
     start = time.perf_counter()
     program = report.directory / makefile.program
-    linking = program.with_name(f".{program.name}.sobuild-link-{os.getpid()}")
+    linking = build_dir / program.name
     objects = [str(build_dir / f"{n}.o") for n in range(len(report.objects))]
     proc = subprocess.run([*toolchain.command, *objects, "-o", str(linking),
                            *makefile.link_flags], cwd=report.directory, capture_output=True,
@@ -266,8 +285,11 @@ def _link(report: BuildReport, build_dir: Path, makefile: Makefile,
                           env={**os.environ, **dict(toolchain.environment)})
     report.link_seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        linking.unlink(missing_ok=True)
         lines = toolchain.first_error_lines(proc.stdout + proc.stderr)
         raise ProjectBuildError(f"Project linking failed in {report.directory}:\n"
                                 + "\n".join(f"    | {line}" for line in lines))
-    os.replace(linking, program)
+    try:
+        os.replace(linking, program)
+    except OSError as exc:
+        raise ProjectBuildError(f"The program linked, but cannot be put in place at "
+                                f"{program}: {exc.strerror} (remove what is there)") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ from .conftest import (
     ALICE,
     GROUP_GID,
     MALLORY,
+    as_mallory,
+    evil_library,
     finish,
     group_cache,
     gxx_wrapper,
@@ -35,19 +36,6 @@ from .conftest import (
 GXX = shutil.which("g++")
 ALICE_IN_GROUP = f"{ALICE}:{GROUP_GID}:{GROUP_GID}"
 
-#: Mallory's library: it runs her constructor on dlopen, and every kernel it is asked for
-#: writes -666 instead of computing.
-EVIL_SOURCE = r"""
-#include <cstdint>
-#include <cstdio>
-static void evil(double* v, int32_t n) { for (int32_t i = 0; i < n; i++) v[i] = -666; }
-extern "C" void* sobuild_lookup(const char*) { return (void*)&evil; }
-__attribute__((constructor)) static void mallory_was_here() {
-    FILE* f = fopen("@MARKER@", "w");
-    if (f) fclose(f);
-}
-"""
-
 #: For each compile when $GATE_DIR is set: write $GATE_DIR/compiling, then wait for
 #: $GATE_DIR/go (ten minutes at most).
 GATE = """
@@ -57,28 +45,6 @@ if [ -n "$GATE_DIR" ]; then
   while [ ! -e "$GATE_DIR/go" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n + 1)); done
 fi
 """
-
-
-def evil_library(directory: Path, marker: Path, owner: int = MALLORY) -> Path:
-    """Mallory's ``directory/lib.so`` (owned by her, readable by all)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    source = directory / "evil.cpp"
-    source.write_text(EVIL_SOURCE.replace("@MARKER@", str(marker)))
-    library = directory / "lib.so"
-    subprocess.run([GXX, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
-                   check=True, timeout=120)
-    for path in (directory, source, library):
-        os.chown(path, owner, GROUP_GID)
-    directory.chmod(0o755)
-    library.chmod(0o755)
-    return library
-
-
-def as_mallory(script: str, *args: str) -> subprocess.CompletedProcess:
-    """A shell script run by Mallory, a member of the group (umask 002)."""
-    return subprocess.run(["/bin/sh", "-ec", script, "mallory", *args], capture_output=True,
-                          text=True, timeout=60, user=MALLORY, group=GROUP_GID,
-                          extra_groups=[GROUP_GID], umask=0o002)
 
 
 # -- 2: the verified artifact is swapped between the check and the load ---------------------
