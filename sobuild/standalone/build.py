@@ -30,11 +30,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
+from ..errors import UntrustedEntryError
 from ..keys import build_identity, data_key
 from ..store.trust import current_umask
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
@@ -171,12 +173,7 @@ def build_project(directory: str | os.PathLike, cache: Cache) -> BuildReport:
         obj.key = object_key(toolchain, makefile.compile_flags, obj, headers)
     build_dir = Path(tempfile.mkdtemp(prefix=".sobuild-", dir=project))
     try:
-        payloads = {}
-        for number, obj in enumerate(report.objects):
-            payload = cache.get_data(obj.key) if obj.key is not None else None
-            if payload is not None:
-                obj.hit = True
-                payloads[number] = payload
+        payloads = _stored_objects(report, cache)
         _compile(report, build_dir, makefile, toolchain, cache)
         for number, payload in payloads.items():
             (build_dir / f"{number}.o").write_bytes(payload)
@@ -186,6 +183,34 @@ def build_project(directory: str | os.PathLike, cache: Cache) -> BuildReport:
         report.seconds = time.perf_counter() - start
         _replace_file(project / LOG_NAME, report.describe().encode())
     return report
+
+
+def _stored_objects(report: BuildReport, cache: Cache) -> dict[int, bytes]:
+    """The objects the cache holds, by number in the link order (marked as hits).
+
+    An entry that someone untrusted could have written (another user's, or in a directory
+    of another user's) is linked into nothing: the object is compiled here instead, with one
+    warning naming the first such entry, and counted as a miss.
+    """
+    payloads: dict[int, bytes] = {}
+    refused: list[UntrustedEntryError] = []
+    for number, obj in enumerate(report.objects):
+        if obj.key is None:
+            continue
+        try:
+            payload = cache.get_data(obj.key)
+        except UntrustedEntryError as exc:
+            refused.append(exc)
+            cache.count("data_misses")
+            continue
+        if payload is not None:
+            obj.hit = True
+            payloads[number] = payload
+    if refused:
+        warnings.warn(f"sobuild: {len(refused)} object(s) of {report.directory} found in the "
+                      f"cache are not linked but compiled again: {refused[0]}",
+                      RuntimeWarning, stacklevel=3)
+    return payloads
 
 
 def _replace_file(path: Path, content: bytes) -> None:
