@@ -7,7 +7,9 @@
     python benchmarks/bench_brian.py --repeats 1      # one run per variant: the quickest full table
 
 Runs Brian2's examples (examples/cuba.py, cobahh.py, stdp.py, one_neuron.py), each run in a
-fresh process, and prints per model and variant the medians (of --repeats runs) of:
+fresh process, the variants of a model in rounds (one run of each per round, --repeats
+rounds: a load that comes and goes falls on all alike), and prints per model and variant
+the medians of:
 wall (process start to exit), start (wall minus the simulation loop: imports, network
 construction, code generation, compilation), run() (the call, including before_run's
 compilation), loop (Brian2's own measure of the step loop) and the loop's microseconds per
@@ -49,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from charts import RESULTS, describe, load_now, machine, write_results
@@ -140,46 +143,74 @@ class Runner:
         return figures
 
 
-def measure(runner: Runner, model: str, variant: str, repeats: int) -> list[dict[str, float]]:
-    """``repeats`` runs of one variant (cold variants leave their cache for the warm ones)."""
+def prepare(runner: Runner, model: str, variant: str) -> Callable[[], dict[str, float]]:
+    """One measured run of ``variant`` per call. What a variant needs unmeasured (a donor
+    cache, a compiled project, a filled codegen cache) is done at its first call; warm
+    variants then keep their cache, cold ones take a fresh one each time."""
     state = runner.caches
-    runs = []
+    kept: dict[str, Path] = {}
+
+    def keep(name: str, fill: Callable[[Path], object]) -> Path:
+        if name not in kept:
+            kept[name] = state.get((name, model)) or runner.fresh_dir(name)
+            fill(kept[name])  # unmeasured
+        return kept[name]
+
     if variant == "numpy":
-        runs = [runner.run(model, "numpy") for _ in range(repeats)]
-    elif variant == "cython-cold":
-        for _ in range(repeats):
+        return lambda: runner.run(model, "numpy")
+    if variant == "cython-cold":
+        def cython_cold() -> dict[str, float]:
             state["cython", model] = cache = runner.fresh_dir("cython-cold")
-            runs.append(runner.run(model, "cython", cython_cache=cache, codegen_cache=False))
-    elif variant == "cython-warm":
-        cache = state.get(("cython", model)) or runner.fresh_dir("cython-warm")
-        if ("cython", model) not in state:
-            runner.run(model, "cython", cython_cache=cache)  # fill the cache, unmeasured
-        runs = [runner.run(model, "cython", cython_cache=cache) for _ in range(repeats)]
-    elif variant == "sobuild-cold":
-        for _ in range(repeats):
+            return runner.run(model, "cython", cython_cache=cache, codegen_cache=False)
+        return cython_cold
+    if variant == "cython-warm":
+        def cython_warm() -> dict[str, float]:
+            cache = keep("cython", lambda c: runner.run(model, "cython", cython_cache=c))
+            return runner.run(model, "cython", cython_cache=cache)
+        return cython_warm
+    if variant == "sobuild-cold":
+        def sobuild_cold() -> dict[str, float]:
             state["sobuild", model] = cache = runner.fresh_dir("sobuild-cold")
-            runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
-    elif variant == "sobuild-cold-new":
-        used = runner.fresh_dir("sobuild-used")
+            return runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False)
+        return sobuild_cold
+    if variant == "sobuild-cold-new":
         donor = "cuba" if model == "one_neuron" else "one_neuron"
-        runner.run(donor, "sobuild", sobuild_cache=used, codegen_cache=False)  # unmeasured
-        for _ in range(repeats):
+
+        def sobuild_cold_new() -> dict[str, float]:
+            used = keep("sobuild-used", lambda c: runner.run(donor, "sobuild", sobuild_cache=c,
+                                                             codegen_cache=False))
             cache = runner.fresh_dir("sobuild-cold-new")
             shutil.copytree(used, cache, dirs_exist_ok=True)
-            runs.append(runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False))
-    elif variant in ("sobuild-warm", "sobuild-warm-pyloop"):
+            return runner.run(model, "sobuild", sobuild_cache=cache, codegen_cache=False)
+        return sobuild_cold_new
+    if variant in ("sobuild-warm", "sobuild-warm-pyloop"):
         loop = "python" if variant.endswith("pyloop") else "c"
-        cache = state.get(("sobuild", model)) or runner.fresh_dir("sobuild-warm")
-        state["sobuild", model] = cache
-        runner.run(model, "sobuild", sobuild_cache=cache)  # fill the codegen cache, unmeasured
-        runs = [runner.run(model, "sobuild", sobuild_cache=cache, step_loop=loop)
-                for _ in range(repeats)]
-    elif variant == "cpp_standalone":
-        project = runner.fresh_dir("standalone")
-        runner.run(model, "cpp_standalone", standalone_dir=project)  # compile, unmeasured
-        runs = [
-            runner.run(model, "cpp_standalone", standalone_dir=project) for _ in range(repeats)
-        ]
+
+        def sobuild_warm() -> dict[str, float]:
+            # the codegen cache is filled by one unmeasured run
+            cache = keep("sobuild", lambda c: runner.run(model, "sobuild", sobuild_cache=c))
+            return runner.run(model, "sobuild", sobuild_cache=cache, step_loop=loop)
+        return sobuild_warm
+    if variant == "cpp_standalone":
+        def standalone() -> dict[str, float]:
+            project = keep("standalone", lambda p: runner.run(model, "cpp_standalone",
+                                                              standalone_dir=p))
+            return runner.run(model, "cpp_standalone", standalone_dir=project)
+        return standalone
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def measure(runner: Runner, model: str, variants: list[str], repeats: int
+            ) -> dict[str, list[dict[str, float]]]:
+    """``repeats`` rounds of one run of every variant, in turn: a load that comes and goes
+    falls on all of them alike."""
+    runs_of = {v: prepare(runner, model, v) for v in variants}
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    for round_number in range(repeats):
+        for v in variants:
+            print(f"{model} {v} ({round_number + 1}/{repeats}) ...", file=sys.stderr,
+                  flush=True)
+            runs[v].append(runs_of[v]())
     return runs
 
 
@@ -302,9 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, list[dict[str, float]]] = {}
     try:
         for m in args.models:
-            for v in variants:
-                print(f"{m} {v} ...", file=sys.stderr, flush=True)
-                runs = measure(runner, m, v, args.repeats)
+            for v, runs in measure(runner, m, variants, args.repeats).items():
                 raw[f"{m}/{v}"] = runs
                 table[m, v] = medians(runs)
     finally:
