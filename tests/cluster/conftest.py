@@ -70,12 +70,18 @@ def run_worker(cache: Path | str, env: dict[str, str] | None = None, **opts) -> 
 
 def gxx_wrapper(path: Path, on_compile: str) -> Path:
     """An executable ``path`` that runs g++, after the shell code ``on_compile`` for each
-    compile (not for a probe, which writes to /dev/null); ``$arg`` is the file it writes."""
+    compile (not for a probe, which writes to /dev/null or, the linker probe, into a
+    ``sobuild-linker-`` directory); ``$arg`` is the file it writes."""
     path.write_text(f"""#!/bin/sh
 prev=""
 for arg in "$@"; do
   if [ "$prev" = "-o" ] && [ "$arg" != /dev/null ]; then
-{textwrap.indent(textwrap.dedent(on_compile).strip(), "    ")}
+    case "$arg" in
+      */sobuild-linker-*/*) ;;
+      *)
+{textwrap.indent(textwrap.dedent(on_compile).strip(), "        ")}
+        ;;
+    esac
   fi
   prev="$arg"
 done
