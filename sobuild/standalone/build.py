@@ -304,7 +304,7 @@ def _link(report: BuildReport, build_dir: Path, makefile: Makefile,
     program = report.directory / makefile.program
     linking = build_dir / program.name
     objects = [str(build_dir / f"{n}.o") for n in range(len(report.objects))]
-    proc = subprocess.run([*toolchain.command, *objects, "-o", str(linking),
+    proc = subprocess.run([*toolchain.command, *toolchain.link_flags, *objects, "-o", str(linking),
                            *makefile.link_flags], cwd=report.directory, capture_output=True,
                           text=True, errors="replace",
                           env={**os.environ, **dict(toolchain.environment)})

@@ -149,6 +149,11 @@ class Toolchain:
         """argv compiling ``source`` straight into the shared object ``output``."""
         raise NotImplementedError
 
+    @property
+    def link_flags(self) -> tuple[str, ...]:
+        """Options that choose the linker (``linker``) in a link by this compiler."""
+        return ()
+
     def join_flags(self, flags: tuple[str, ...]) -> str:
         """Flags as one command-line string for the ninja rule's ``$flags``."""
         return " ".join(shlex.quote(f) for f in flags)
