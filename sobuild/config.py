@@ -137,6 +137,10 @@ VARIABLES: dict[str, Variable] = {
                                lambda text: repr(redact_passwords(text))),
     "SOBUILD_REMOTE_BUDGET": Variable(parse_duration, 0.5, "longest time failing remote "
                                                            "operations may cost a process"),
+    "SOBUILD_BRIAN_PREWARM": Variable(parse_flag, True, "build the Brian2 support library "
+                                                        "and the kernels' precompiled header "
+                                                        "in the background from the adapter's "
+                                                        "import"),
     "SOBUILD_PCH": Variable(parse_optional_flag, None, "precompiled headers of heavy "
                                                       "prologues: auto, 0 (none) or 1 (all)"),
 }

@@ -15,7 +15,11 @@ installed raises ``hooks.HookError`` naming it, before any hook is installed.
 
 import os as _os
 
-from . import hooks as _hooks
+from . import prewarm as _prewarm
+
+_prewarm.start()  # before Brian2 is imported: it builds while Brian2 loads
+
+from . import hooks as _hooks  # noqa: E402
 
 _hooks.check_brian2_version()
 

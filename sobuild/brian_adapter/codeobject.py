@@ -22,11 +22,11 @@ from brian2.utils.stringtools import get_identifiers
 from ..config import Settings
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
-from . import batch, clear, hooks, random_numbers
+from . import batch, clear, hooks, prewarm, random_numbers
 from .arguments import FIRST_SLOT, RUNTIME_SLOT, build_arguments
 from .names import canonicalizer
 from .prefs import get_cache
-from .support_library import LIBRARY, kernel_headers
+from .support_library import KERNEL_PROLOGUE, LIBRARY, kernel_headers
 
 __all__ = ["SoBuildCodeObject", "install", "load_kernels"]
 
@@ -62,7 +62,8 @@ class SoBuildCodeObject(CodeObject):
     templater = Templater(
         "sobuild.brian_adapter",
         ".cpp",
-        env_globals={"c_data_type": c_data_type, "constant_or_scalar": constant_or_scalar},
+        env_globals={"c_data_type": c_data_type, "constant_or_scalar": constant_or_scalar,
+                     "kernel_prologue": KERNEL_PROLOGUE},
     )
     generator_class = CPPCodeGenerator
     class_name = "sobuild"
@@ -259,6 +260,7 @@ def load_kernels(objects: list[SoBuildCodeObject]) -> None:
             objects = [LIBRARY, *objects]
     specs = [(obj, block, spec) for obj in objects for block, spec in obj.specs.items()]
     cache = get_cache()
+    prewarm.wait(cache.root)  # it may be building the library, the kernels' header
     clear.register(cache.root)
     kernels = cache.load_many([spec for _, _, spec in specs]) if specs else []
     funcs: dict[int, dict] = {id(obj): {} for obj in objects}

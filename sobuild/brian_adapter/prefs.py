@@ -12,6 +12,8 @@ from brian2.core.preferences import BrianPreference, prefs
 
 from ..cache import Cache
 from ..errors import ConfigError
+from . import prewarm
+from .support_library import KERNEL_FLAGS
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -43,7 +45,7 @@ prefs.register_preferences(
         directory). Holds the compiled kernels and the cached code generation.""",
     ),
     extra_compile_args=BrianPreference(
-        default=["-O3", "-ffast-math", "-fno-finite-math-only"],
+        default=list(KERNEL_FLAGS),
         docs="""Compiler flags for sobuild kernels (GCC/Clang syntax; they are part of the
         cache key). Add ``-march=native`` only for a cache that is not shared between
         machines of different CPUs.""",
@@ -70,7 +72,7 @@ prefs.register_preferences(
     ),
 )
 
-_cache: Cache | None = None
+_cache: Cache | None = prewarm.cache
 
 
 def get_cache() -> Cache:

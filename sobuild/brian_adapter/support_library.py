@@ -18,14 +18,15 @@ need it at once (the per-key build lock), shared through the shared and remote t
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from pathlib import Path
-
-import brian2
 
 from ..loader.cffi_loader import ffi
 from ..spec import KernelSpec
 
-_BRIAN_DIR = Path(brian2.__file__).parent
+#: Brian2's package directory, found without importing Brian2 (``prewarm`` starts before it).
+_BRIAN_DIR = Path(importlib.util.find_spec("brian2").origin).parent
 _TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: What kernels include (by content: part of their keys).
 _KERNEL_HEADER_FILES = {
@@ -41,6 +42,11 @@ _SUPPORT_HEADER_FILES = {
 }
 SOURCE = _TEMPLATES_DIR / "sobuild_support.cc"
 ENTRY = "int run(void* const* _args)"
+#: The default of ``codegen.runtime.sobuild.extra_compile_args``: the kernels' flags.
+KERNEL_FLAGS = ("-O3", "-ffast-math", "-fno-finite-math-only")
+#: The prologue of every Brian2 kernel (``kernel_head`` in ``templates/common_group.cpp``):
+#: one precompiled header serves every model.
+KERNEL_PROLOGUE = '#define SOBUILD_PCH 1\n#include "sobuild_brian.h"'
 _headers: dict[str, str] | None = None
 
 
@@ -52,13 +58,24 @@ def kernel_headers() -> dict[str, str]:
     return _headers
 
 
+@functools.cache
 def support_spec() -> KernelSpec:
     """The support library as a kernel: its entry writes the table's address to slot 0.
-    Built with the toolchain's default flags (the kernels' extra flags do not apply)."""
+    Built with the toolchain's default flags (the kernels' extra flags do not apply). Read
+    once per process (``prewarm`` and the first batch both ask)."""
     headers = {**kernel_headers(),
                **{name: path.read_text() for name, path in _SUPPORT_HEADER_FILES.items()}}
     return KernelSpec(source=SOURCE.read_text(), entry=ENTRY, headers=headers,
                       namespace="brian2")
+
+
+def pch_carrier_spec() -> KernelSpec:
+    """A kernel of the kernels' prologue with an empty body: building it builds the
+    precompiled header that prologue reads with the default flags (``prewarm``), as the
+    first unit of any kernels would."""
+    return KernelSpec(source=KERNEL_PROLOGUE + "\n\nint run(void* const* _args)\n{\n"
+                      "    return 0;\n}\n", entry=ENTRY, flags=KERNEL_FLAGS,
+                      headers=kernel_headers(), namespace="brian2")
 
 
 class SupportLibrary:

@@ -4,8 +4,7 @@
    sobuild_brian.h alone (see support_library.py). #}
 {% macro kernel_head() %}
 {# one prologue for every kernel of every model: its precompiled header is kept in the cache #}
-#define SOBUILD_PCH 1
-#include "sobuild_brian.h"
+{{ kernel_prologue }}
 
 // support code
 {{ support_code_lines | autoindent }}
