@@ -65,29 +65,15 @@ def start() -> None:
 
 
 def missing(cache: Cache) -> list[KernelSpec]:
-    """The kernels to build: the support library unless the cache holds it, the carrier of
-    the precompiled header unless the cache holds the header (or the carrier: a header
-    pruned since is built again by the next batch that reads it)."""
-    needed = [spec for spec in (support_spec(),) if not _holds(cache, spec)]
-    carrier = _pch_carrier(cache)
-    if carrier is not None and not _holds(cache, carrier):
-        needed.append(carrier)
-    return needed
-
-
-def _pch_carrier(cache: Cache) -> KernelSpec | None:
-    """The carrier kernel when the cache lacks its precompiled header, else None (also
-    when the compiler or ``SOBUILD_PCH=0`` makes none)."""
-    from ..compilation.pch import plan
-
-    toolchain = cache.toolchain
-    if setting("SOBUILD_PCH") is False or not toolchain.precompiled_headers:
-        return None
-    carrier = pch_carrier_spec()
-    pch = plan([("carrier", carrier)], toolchain)
-    if pch is None or cache.layout.pch_dir(pch.key).is_dir():
-        return None
-    return carrier
+    """The kernels to build: the support library and the carrier of the kernels'
+    precompiled header (when the compiler makes one), unless the cache holds them. A
+    header pruned since its carrier was built is built again by the next batch that reads
+    it; a cache whose header came without a carrier gets the carrier once (it compiles
+    with that header), so that warm processes need not plan the header to find it there."""
+    specs = [support_spec()]
+    if setting("SOBUILD_PCH") is not False and cache.toolchain.precompiled_headers:
+        specs.append(pch_carrier_spec())
+    return [spec for spec in specs if not _holds(cache, spec)]
 
 
 def _holds(cache: Cache, spec: KernelSpec) -> bool:
