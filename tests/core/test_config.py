@@ -19,7 +19,7 @@ BAD = {"SOBUILD_MAX_SIZE": "lots", "SOBUILD_JOBS": "two", "SOBUILD_TRUST_GROUP":
        "SOBUILD_BUILD_TIMEOUT": "1 hour", "SOBUILD_RETRY_FAILED": "please",
        "SOBUILD_SQLITE_TIMEOUT": "10 seconds", "SOBUILD_SQLITE_WAL": "perhaps",
        "SOBUILD_REMOTE": "ftp://cache.lan/", "SOBUILD_REMOTE_BUDGET": "half a second",
-       "SOBUILD_PCH": "sometimes"}
+       "SOBUILD_PCH": "sometimes", "SOBUILD_BRIAN_PREWARM": "later"}
 
 
 def test_every_variable_has_a_refused_value_here():
