@@ -38,7 +38,8 @@ from .support_library import pch_carrier_spec, support_spec
 
 #: The cache of the adapter's import (``prefs.get_cache`` uses it when it is the one wanted).
 cache: Cache | None = None
-_thread: threading.Thread | None = None
+#: The background build of this process (None: none started, or waited for already).
+thread: threading.Thread | None = None
 #: What the last background build raised, for the record (the first batch builds anew).
 error: BaseException | None = None
 
@@ -46,7 +47,7 @@ error: BaseException | None = None
 def start() -> None:
     """Start building what the cache lacks of the support library and the kernels'
     precompiled header, in a daemon thread; nothing when it has both or when turned off."""
-    global cache, _thread
+    global cache, thread
     if not setting("SOBUILD_BRIAN_PREWARM"):
         return
     try:
@@ -59,9 +60,9 @@ def start() -> None:
                 return
     except (SobuildError, OSError):
         return  # no compiler, an unusable cache: the first batch says what is wrong
-    _thread = threading.Thread(target=_build, args=(cache.root, needed), daemon=True,
+    thread = threading.Thread(target=_build, args=(cache.root, needed), daemon=True,
                                name="sobuild-prewarm")
-    _thread.start()
+    thread.start()
 
 
 def missing(cache: Cache) -> list[KernelSpec]:
@@ -102,7 +103,7 @@ def _build(root: Path, needed: list[KernelSpec] | None) -> None:
 
 def wait(root: Path) -> None:
     """Wait until the background build into the cache at ``root`` (if any) has ended."""
-    global _thread
-    if _thread is not None and cache is not None and cache.root == root:
-        _thread.join()
-        _thread = None
+    global thread
+    if thread is not None and cache is not None and cache.root == root:
+        thread.join()
+        thread = None

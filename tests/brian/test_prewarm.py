@@ -26,11 +26,10 @@ import sobuild
 from sobuild.brian_adapter.support_library import pch_carrier_spec
 from sobuild.toolchains.detect import from_command
 
-#: Imports the adapter and says whether a background build is running, then exits.
+#: Imports the adapter and says whether it started a background build, then exits.
 IMPORT_ONLY = """
-import threading
 import sobuild.brian_adapter
-print("PREWARM", any(t.name == "sobuild-prewarm" for t in threading.enumerate()), flush=True)
+print("PREWARM", sobuild.brian_adapter.prewarm.thread is not None, flush=True)
 """
 
 #: g++ behind a script that, with SLOW_CXX set, sleeps before each compile of a build
