@@ -65,10 +65,11 @@ def setup_target(args: argparse.Namespace) -> float:
     Returns the seconds the imports took. Call before any Brian2 object is created.
     """
     t0 = time.perf_counter()
+    if args.target == "sobuild":
+        # first, as the README shows: it builds what every kernel needs while Brian2 loads
+        import sobuild.brian_adapter  # noqa: F401  (registers the 'sobuild' target)
     import brian2
 
-    if args.target == "sobuild":
-        import sobuild.brian_adapter  # noqa: F401  (registers the 'sobuild' target)
     import_s = time.perf_counter() - t0
     brian2.prefs.logging.warn_for_unused_objects = False
     if args.target == "cpp_standalone":
