@@ -330,6 +330,9 @@ def prebuild(script: Annotated[Path, typer.Argument(help="The Brian2 script to r
     """
     if not script.is_file():
         raise UsageError(f"{script}: no such script")
+    # the adapter's import would build its support library in the background into the
+    # default cache; here the cache is --into's, chosen after the import
+    os.environ["SOBUILD_BRIAN_PREWARM"] = "0"
     from .brian_adapter.prebuild import prebuild as run_prebuild
 
     directory = _remote_target(into)

@@ -27,6 +27,7 @@ without a spare core, or a process that imports the adapter but builds no kernel
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -46,9 +47,13 @@ error: BaseException | None = None
 
 def start() -> None:
     """Start building what the cache lacks of the support library and the kernels'
-    precompiled header, in a daemon thread; nothing when it has both or when turned off."""
+    precompiled header, in a daemon thread; nothing when it has both or when turned off.
+
+    Nothing either with a remote tier (``SOBUILD_REMOTE``): there the first batch fetches
+    what the cache lacks, and a build ahead of it (the header's carrier kernel, which no
+    batch uploads) would make a job on a warm remote compile."""
     global cache, thread
-    if not setting("SOBUILD_BRIAN_PREWARM"):
+    if not setting("SOBUILD_BRIAN_PREWARM") or os.environ.get("SOBUILD_REMOTE", "").strip():
         return
     try:
         cache = Cache()

@@ -168,12 +168,12 @@ def test_a_hung_server_costs_at_most_the_wait_budget(machines, remote_server):
 @pytest.fixture
 def paused_compiler(tmp_path) -> tuple[Path, Path, Path]:
     """A g++ wrapper that writes ``started`` when it first builds a shared object (not when
-    probed), then waits for ``go``."""
+    probed, nor for the linker probe's links), then waits for ``go``."""
     started, go = tmp_path / "started", tmp_path / "go"
     path = tmp_path / "paused-g++"
     path.write_text(textwrap.dedent(f"""\
         #!/bin/sh
-        case " $* " in *" -shared "*)
+        case " $* " in *sobuild-linker-*) ;; *" -shared "*)
           touch '{started}'
           while [ ! -e '{go}' ]; do sleep 0.01; done ;;
         esac
