@@ -21,6 +21,9 @@ def standalone(standalone_cache):
 
     import sobuild.brian_adapter  # noqa: F401  (builds standalone projects through sobuild)
 
+    # a clean device: an earlier test of this worker may have left the standalone device
+    # holding weak references to objects since collected (a ReferenceError in its build)
+    reinit_devices()
     brian2.prefs.reset_to_defaults()
     brian2.prefs["codegen.runtime.sobuild.cache_dir"] = str(standalone_cache)
     brian2.prefs.logging.warn_for_unused_objects = False
