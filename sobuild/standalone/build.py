@@ -38,6 +38,7 @@ from ..cache import Cache
 from ..compilation.ninja import read_ninja_log, run_build_file
 from ..errors import UntrustedEntryError
 from ..keys import build_identity, data_key
+from ..store.publish import write_file_atomic
 from ..store.trust import current_umask
 from ..toolchains.base import Toolchain, ninja_escape, ninja_value
 from . import LOG_NAME, prelude
@@ -181,7 +182,10 @@ def build_project(directory: str | os.PathLike, cache: Cache) -> BuildReport:
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
         report.seconds = time.perf_counter() - start
-        _replace_file(project / LOG_NAME, report.describe().encode())
+        # under a fresh name, renamed into place: a link or FIFO planted at the log's name
+        # in a shared project directory is replaced, never written through or waited on
+        write_file_atomic(project / LOG_NAME, report.describe().encode(), project,
+                          file_mode=0o666 & ~current_umask(), durable=False)
     return report
 
 
@@ -211,21 +215,6 @@ def _stored_objects(report: BuildReport, cache: Cache) -> dict[int, bytes]:
                       f"cache are not linked but compiled again: {refused[0]}",
                       RuntimeWarning, stacklevel=3)
     return payloads
-
-
-def _replace_file(path: Path, content: bytes) -> None:
-    """Write ``path`` under a fresh name of its own in the same directory, then rename it
-    into place: whatever stood at ``path`` (a symbolic link, a FIFO another user of a shared
-    project directory planted) is replaced, never written through or waited on."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _compile_command(obj: ObjectFile, number: int, project: Path, build_dir: Path,

@@ -78,6 +78,13 @@ def publish_dir(staged: Path, final: Path, file_mode: int = 0o444,
     return True
 
 
+def _set_mode(fd: int, path: str, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # Windows before Python 3.13
+        os.chmod(path, mode)
+
+
 def write_file_atomic(final: Path, data: bytes, tmp_root: Path, file_mode: int = 0o444,
                       overwrite: bool = True, durable: bool = True,
                       dir_mode: int = 0o755) -> bool:
@@ -91,11 +98,13 @@ def write_file_atomic(final: Path, data: bytes, tmp_root: Path, file_mode: int =
     fd, tmp = tempfile.mkstemp(prefix=f"file-{os.getpid()}-", dir=tmp_root)
     try:
         with os.fdopen(fd, "wb") as f:
+            # on the handle, not the name: in a directory others may write (a shared project
+            # directory), the name could be a link planted after mkstemp
+            _set_mode(f.fileno(), tmp, file_mode)
             f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        os.chmod(tmp, file_mode)
         ensure_dir(final.parent, dir_mode)
         if overwrite:
             os.replace(tmp, final)
